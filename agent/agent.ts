@@ -1,0 +1,61 @@
+// The one place for lifecycle: subsystems start in order and stop in reverse. The run ends when
+// the shutdown signal fires (SIGTERM/SIGINT, /quitquitquit) or when a subsystem ends on its own
+// (Envoy exiting), whichever comes first.
+import { scope } from '../lib/log.js';
+import type { AgentConfig } from './config/index.js';
+
+const log = scope('default');
+
+export interface Subsystem {
+  readonly name: string;
+  /** Called in start order; a rejection aborts start-up (already started ones are stopped). */
+  start(shutdown: AbortSignal): Promise<void>;
+  /** Called in reverse order; must not throw for a subsystem that never started. */
+  stop(): Promise<void>;
+  /** Resolves if the subsystem ends by itself, which ends the agent (Envoy exiting). */
+  readonly done?: Promise<void>;
+}
+
+export class Agent {
+  private readonly started: Subsystem[] = [];
+
+  constructor(
+    readonly config: AgentConfig,
+    private readonly subsystems: readonly Subsystem[],
+  ) {}
+
+  /** Starts everything, waits for shutdown or a subsystem's end, stops everything. */
+  async run(shutdown: AbortSignal): Promise<void> {
+    // Pending promises do not keep Node alive; this timer does, until the run is over.
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    try {
+      for (const s of this.subsystems) {
+        if (shutdown.aborted) break;
+        await s.start(shutdown);
+        this.started.push(s);
+      }
+      const ended = this.started.filter((s) => s.done).map((s) => s.done!.then(() => s.name));
+      const aborted = new Promise<string>((resolve) => {
+        if (shutdown.aborted) resolve('shutdown');
+        else shutdown.addEventListener('abort', () => resolve('shutdown'), { once: true });
+      });
+      const why = await Promise.race([aborted, ...ended]);
+      if (why === 'shutdown') log.info(`Agent draining: ${String(shutdown.reason ?? 'shutdown requested')}`);
+      else log.info(`${why} exited; agent shutting down`);
+    } finally {
+      await this.stopAll();
+      clearInterval(keepAlive);
+    }
+  }
+
+  private async stopAll(): Promise<void> {
+    for (const s of this.started.reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.warn(`failed to stop ${s.name}: ${(err as Error).message}`);
+      }
+    }
+    this.started.length = 0;
+  }
+}

@@ -1,0 +1,41 @@
+// `pilot-agent proxy [type]`: log flags and version, resolve the configuration, run the agent
+// until SIGTERM/SIGINT (or a subsystem such as Envoy ends), then exit 0 as Istio does.
+import { scope } from '../lib/log.js';
+import { Agent } from './agent.js';
+import type { ProxyInvocation } from './cli.js';
+import { loadAgentConfig, proxyConfigToJson } from './config/index.js';
+import { buildSubsystems } from './subsystems.js';
+import { longForm } from './version.js';
+
+const log = scope('default');
+
+export async function runProxy(input: ProxyInvocation): Promise<number> {
+  for (const line of input.flagLines) log.info(line);
+  log.info(`Version ${longForm()}`);
+
+  const { config, warnings, infos } = await loadAgentConfig({
+    proxyTypeArg: input.typeArg,
+    flags: input.flags,
+    log: input.logOptions,
+    env: process.env,
+  });
+  for (const w of warnings) log.warn(w);
+  for (const i of infos) log.info(i);
+  const id = config.identity;
+  log.info('Proxy role', { ips: `[${id.ipAddresses.join(' ')}]`, type: id.type, id: id.id, domain: id.dnsDomain });
+  // Istio logs this as YAML; JSON keeps the YAML parser off the start path and reads the same.
+  log.info(`Effective config: ${JSON.stringify(proxyConfigToJson(config.proxyConfig), null, 2)}`);
+
+  const shutdown = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => shutdown.abort(`received signal: ${sig}`);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    const agent = new Agent(config, await buildSubsystems(config, shutdown));
+    await agent.run(shutdown.signal);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+  return 0;
+}

@@ -1,0 +1,21 @@
+// `npm run bench`: runs every benchmark and prints its table. Ratios are measured side by side
+// in one run (never compared against numbers from another machine or run).
+import { startupBench } from './startup.js';
+
+export interface BenchResult {
+  title: string;
+  /** Markdown table rows (header first). */
+  rows: string[][];
+  notes?: string[];
+}
+
+const benches: (() => Promise<BenchResult>)[] = [startupBench];
+
+for (const b of benches) {
+  const r = await b();
+  process.stdout.write(`\n## ${r.title}\n\n`);
+  const [head, ...body] = r.rows;
+  process.stdout.write(`| ${head!.join(' | ')} |\n|${head!.map(() => '---').join('|')}|\n`);
+  for (const row of body) process.stdout.write(`| ${row.join(' | ')} |\n`);
+  for (const n of r.notes ?? []) process.stdout.write(`\n${n}\n`);
+}

@@ -1,0 +1,11 @@
+// Where tests find the project and the shared conformance corpora. Tests run from the project
+// root (npm test), so paths resolve against it; corpora can be swapped with env vars.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The project root (dist/test/support/paths.js → ../../..). */
+export const projectRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+export const conformanceRoot = resolve(projectRoot, '../shared/conformance');
+export const injectionDir = process.env.INJECTION_DIR ?? resolve(conformanceRoot, 'injection');
+export const pilotAgentBin = resolve(projectRoot, 'dist/agent/main.js');
+export const istioIptablesBin = resolve(projectRoot, 'dist/iptables/main.js');
