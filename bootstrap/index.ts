@@ -2,7 +2,7 @@
 export { BootstrapError } from './errors.js';
 export type { Bootstrap, Cluster, Listener, Node, Locality } from './envoy.js';
 export { buildNodeMetadata, serviceCluster, type MetadataInput, type NodeMetadata, type NodeMetadataResult } from './metadata.js';
-export { UNKNOWN_PLATFORM, type Platform, type PlatformLocality, type PlatformName } from './platform.js';
+export { platformFromEnv, UNKNOWN_PLATFORM, type Platform, type PlatformEnv, type PlatformLocality, type PlatformName } from './platform.js';
 export { ipFamily, lightstepTokenPath, renderBootstrap, type BootstrapInput } from './render.js';
 export {
   BOOTSTRAP_FILE,

@@ -85,7 +85,7 @@ export function istioDownstreamTls(): TransportSocket {
  * ClientTLSSettings → upstream TLS transport socket (spec §6.14), or undefined for no TLS.
  * `sniName` is the default SNI for ISTIO_MUTUAL; ALPN is kept only for HTTP/2 upstreams.
  */
-export function upstreamTls(tls: ClientTlsSettings | undefined, sniName: string, meta: NodeMetadata, isH2: boolean): TransportSocket | undefined {
+export function upstreamTls(setting: string, tls: ClientTlsSettings | undefined, sniName: string, meta: NodeMetadata, isH2: boolean): TransportSocket | undefined {
   if (!tls) return undefined;
   const sans = tls.subjectAltNames ?? [];
   const defaultValidation = sans.length ? { match_subject_alt_names: sans.map((exact) => ({ exact })) } : {};
@@ -100,8 +100,12 @@ export function upstreamTls(tls: ClientTlsSettings | undefined, sniName: string,
         const key = meta.TLS_CLIENT_KEY || tls.privateKey || '';
         if (cert && key) ctx.tls_certificate_sds_secret_configs = [sdsConfig(`file-cert:${cert}~${key}`, false)];
       }
-      ctx.combined_validation_context = { default_validation_context: defaultValidation };
-      if (ca) ctx.combined_validation_context.validation_context_sds_secret_config = sdsConfig(`file-root:${ca}`, false);
+      // Istio leaves the validation SDS config out when no CA is known, which Envoy rejects
+      // (the combined context requires it); a clear error beats an Envoy that will not start.
+      if (!ca) {
+        throw new BootstrapError(`${setting} TLS mode ${tls.mode} needs a CA: set caCertificates (or ISTIO_META_TLS_CLIENT_ROOT_CERT), or use ISTIO_MUTUAL`);
+      }
+      ctx.combined_validation_context = { default_validation_context: defaultValidation, validation_context_sds_secret_config: sdsConfig(`file-root:${ca}`, false) };
       ctx.alpn_protocols = ['h2'];
       sni = tls.sni;
       break;
@@ -185,7 +189,7 @@ export function upstreams(i: UpstreamsInput): Upstreams {
     if (t.zipkin) {
       const c = dnsCluster('zipkin', socketAddress('zipkin tracer', t.zipkin.address ?? '', i.hostIp), i.dnsLookupFamily);
       c.dns_refresh_rate = '30s';
-      withTransport(c, upstreamTls(t.tlsSettings, 'tracer', i.meta, false));
+      withTransport(c, upstreamTls('ProxyConfig tracing.tlsSettings', t.tlsSettings, 'tracer', i.meta, false));
       out.clusters.push(c);
       out.tracing = {
         http: {
@@ -203,7 +207,7 @@ export function upstreams(i: UpstreamsInput): Upstreams {
     } else if (t.lightstep) {
       const c = dnsCluster('lightstep', socketAddress('lightstep tracer', t.lightstep.address ?? '', i.hostIp), i.dnsLookupFamily);
       c.typed_extension_protocol_options = h2ProtocolOptions();
-      withTransport(c, upstreamTls(t.tlsSettings, 'tracer', i.meta, true));
+      withTransport(c, upstreamTls('ProxyConfig tracing.tlsSettings', t.tlsSettings, 'tracer', i.meta, true));
       out.clusters.push(c);
       out.tracing = {
         http: {
@@ -213,7 +217,7 @@ export function upstreams(i: UpstreamsInput): Upstreams {
       };
     } else if (t.datadog) {
       const c = dnsCluster('datadog_agent', socketAddress('datadog tracer', t.datadog.address ?? '', i.hostIp), i.dnsLookupFamily);
-      withTransport(c, upstreamTls(t.tlsSettings, 'tracer', i.meta, false));
+      withTransport(c, upstreamTls('ProxyConfig tracing.tlsSettings', t.tlsSettings, 'tracer', i.meta, false));
       out.clusters.push(c);
       out.tracing = {
         http: { name: 'envoy.tracers.datadog', typed_config: { '@type': typeUrl(TYPES.datadog), collector_cluster: 'datadog_agent', service_name: i.cluster } },
@@ -255,7 +259,7 @@ function withTransport(c: Cluster, ts: TransportSocket | undefined): void {
 
 function remoteServiceCluster(name: string, setting: string, rs: RemoteService, i: UpstreamsInput): Cluster {
   const c = dnsCluster(name, socketAddress(setting, rs.address!, i.hostIp), i.dnsLookupFamily);
-  withTransport(c, upstreamTls(rs.tlsSettings, name, i.meta, true));
+  withTransport(c, upstreamTls(`ProxyConfig ${setting === 'envoy metrics service' ? 'envoyMetricsService' : 'envoyAccessLogService'}.tlsSettings`, rs.tlsSettings, name, i.meta, true));
   const ka = keepalive(rs.tcpKeepalive);
   if (ka) c.upstream_connection_options = ka;
   c.typed_extension_protocol_options = h2ProtocolOptions();

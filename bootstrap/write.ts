@@ -17,7 +17,7 @@ import { writeFileAtomic } from '../lib/atomic-file.js';
 import { scope } from '../lib/log.js';
 import type { Bootstrap } from './envoy.js';
 import { BootstrapError } from './errors.js';
-import type { Platform } from './platform.js';
+import { platformFromEnv, type Platform } from './platform.js';
 import { lightstepTokenPath, renderBootstrap, type BootstrapInput } from './render.js';
 
 export const BOOTSTRAP_FILE = 'envoy-rev.json';
@@ -29,8 +29,9 @@ const log = scope('bootstrap');
 /** Run-time facts the bootstrap needs that AgentConfig does not carry. */
 export interface BootstrapRuntime {
   /**
-   * The detected platform (see detectPlatform). Undefined means Istio's Unknown platform: no
-   * PLATFORM_METADATA, no locality fallback.
+   * The platform (metadata, locality fallback, instance labels). Undefined means "from the
+   * environment" (platformFromEnv: GCP_METADATA, or Istio's Unknown platform); pass one to use
+   * another source, e.g. a metadata-server probe.
    */
   platform?: Platform | undefined;
   /** A live external SDS socket at ./var/run/secrets/credential-uds/socket (metadata `credential`). */
@@ -64,6 +65,7 @@ export function pilotSubjectAltName(cfg: AgentConfig): string[] {
 /** Everything renderBootstrap needs, from the agent's configuration and the run-time facts. */
 export function bootstrapInputFrom(cfg: AgentConfig, runtime: BootstrapRuntime = {}): BootstrapInput {
   const env = cfg.env;
+  const warn = runtime.warn ?? ((m: string) => log.warn(m));
   return {
     nodeId: cfg.identity.serviceNode,
     proxyConfig: cfg.proxyConfig,
@@ -73,7 +75,7 @@ export function bootstrapInputFrom(cfg: AgentConfig, runtime: BootstrapRuntime =
     // for a corner of Istio's LABELS/STATIC_LABELS aliasing that no user relies on.
     podLabels: cfg.podLabels.size ? cfg.podLabels : undefined,
     podAnnotations: cfg.podAnnotations.size ? cfg.podAnnotations : undefined,
-    platform: runtime.platform,
+    platform: runtime.platform ?? platformFromEnv(env, warn),
     pilotSubjectAltName: runtime.pilotSubjectAltName ?? pilotSubjectAltName(cfg),
     outlierLogPath: cfg.flags.outlierLogPath,
     stsPort: cfg.flags.stsPort,
@@ -99,7 +101,7 @@ export function bootstrapInputFrom(cfg: AgentConfig, runtime: BootstrapRuntime =
       stripFragmentFromPath: env.HTTP_STRIP_FRAGMENT_FROM_PATH_UNSAFE_IF_DISABLED,
       hostIp: env.HOST_IP,
     },
-    warn: runtime.warn ?? ((m) => log.warn(m)),
+    warn,
   };
 }
 
