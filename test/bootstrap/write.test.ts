@@ -1,16 +1,15 @@
 // writeBootstrap from the agent's real configuration: which bootstrap Envoy gets (customConfigFile,
 // custom templates), the file on disk (path as Envoy's -c gets it, directory mode, atomicity),
 // and the bootstrap for every pod Istio's injector renders.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { parseProxyCommandLine } from '../../agent/cli.js';
 import { jsonThenYaml, resolveAgentConfig, type AgentConfig, type ProxyFlags } from '../../agent/config/index.js';
 import { BootstrapError, writeBootstrap } from '../../bootstrap/index.js';
 import { loadEnvoySchema } from '../support/envoy-schema.js';
-import { containerArgs, containerEnv, findContainer, loadInjectedPods, podInfoFiles } from '../support/injection.js';
+import { containerEnv, findContainer, loadInjectedPods, resolvePodAgentConfig } from '../support/injection.js';
 
 const schema = loadEnvoySchema();
 const startCwd = process.cwd();
@@ -142,18 +141,7 @@ for (const pod of loadInjectedPods()) {
   t.test(`injected pod ${pod.file}`, (t) =>
     inTempCwd(t, async (dir) => {
       const env = containerEnv(pod, c);
-      const inv = await parseProxyCommandLine(containerArgs(c, env), { stderr: () => {} });
-      const files = podInfoFiles(pod);
-      mkdirSync(join(dir, 'etc/istio/pod'), { recursive: true });
-      const { config } = resolveAgentConfig({
-        proxyTypeArg: inv.typeArg,
-        flags: inv.flags,
-        log: inv.logOptions,
-        env,
-        files: { podAnnotations: files.annotations, podLabels: files.labels },
-        interfaces: [{ name: 'eth0', address: pod.podIp, internal: false }],
-        parseYaml: jsonThenYaml(parseYaml),
-      });
+      const { config } = await resolvePodAgentConfig(pod, c, env);
       const res = await writeBootstrap(config, {});
       if (!res.generated) return t.pass(`custom config file ${res.path}`);
       const b = JSON.parse(readFileSync(join(dir, res.path), 'utf8'));
