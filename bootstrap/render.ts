@@ -97,7 +97,7 @@ export function runtimeFlags(runtimeValues: Readonly<Record<string, string>> | u
 }
 
 function positiveInt(text: string, setting: string): number {
-  const n = parseGoInt(text.trim() === text ? text : '');
+  const n = parseGoInt(text);
   if (n === undefined || n <= 0) throw new BootstrapError(`invalid ${setting} ${JSON.stringify(text)}: want a positive integer`);
   return n;
 }

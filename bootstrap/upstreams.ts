@@ -234,7 +234,7 @@ export function upstreams(i: UpstreamsInput): Upstreams {
 
   const ms = pc.envoyMetricsService;
   if (ms?.address) {
-    out.clusters.push(remoteServiceCluster('envoy_metrics_service', 'envoy metrics service', ms, i));
+    out.clusters.push(remoteServiceCluster('envoy_metrics_service', 'envoyMetricsService', ms, i));
     out.statsSinks.push({
       name: 'envoy.stat_sinks.metrics_service',
       typed_config: { '@type': typeUrl(TYPES.metricsService), transport_api_version: 'V3', grpc_service: { envoy_grpc: { cluster_name: 'envoy_metrics_service' } } },
@@ -243,7 +243,7 @@ export function upstreams(i: UpstreamsInput): Upstreams {
   // The deprecated envoyMetricsServiceAddress crashes Istio's agent when set alone (it reads the
   // message's address instead); it is ignored here, with the message form the one that works.
   const als = pc.envoyAccessLogService;
-  if (als?.address) out.clusters.push(remoteServiceCluster('envoy_accesslog_service', 'envoy access log service', als, i));
+  if (als?.address) out.clusters.push(remoteServiceCluster('envoy_accesslog_service', 'envoyAccessLogService', als, i));
   if (pc.statsdUdpAddress) {
     out.statsSinks.push({
       name: 'envoy.stat_sinks.statsd',
@@ -257,9 +257,9 @@ function withTransport(c: Cluster, ts: TransportSocket | undefined): void {
   if (ts) c.transport_socket = ts;
 }
 
-function remoteServiceCluster(name: string, setting: string, rs: RemoteService, i: UpstreamsInput): Cluster {
-  const c = dnsCluster(name, socketAddress(setting, rs.address!, i.hostIp), i.dnsLookupFamily);
-  withTransport(c, upstreamTls(`ProxyConfig ${setting === 'envoy metrics service' ? 'envoyMetricsService' : 'envoyAccessLogService'}.tlsSettings`, rs.tlsSettings, name, i.meta, true));
+function remoteServiceCluster(name: string, field: 'envoyMetricsService' | 'envoyAccessLogService', rs: RemoteService, i: UpstreamsInput): Cluster {
+  const c = dnsCluster(name, socketAddress(`ProxyConfig ${field}`, rs.address!, i.hostIp), i.dnsLookupFamily);
+  withTransport(c, upstreamTls(`ProxyConfig ${field}.tlsSettings`, rs.tlsSettings, name, i.meta, true));
   const ka = keepalive(rs.tcpKeepalive);
   if (ka) c.upstream_connection_options = ka;
   c.typed_extension_protocol_options = h2ProtocolOptions();

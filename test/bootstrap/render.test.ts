@@ -259,7 +259,7 @@ t.test('bad inputs: one clear error each', async (t) => {
     ['unknown tracer', { proxyConfig: { tracing: { jaeger: { address: 'j:1' } } as never } }, /unknown tracer "jaeger" in ProxyConfig tracing; supported tracers: zipkin, lightstep, datadog, stackdriver, openCensusAgent/],
     ['address without port', { proxyConfig: { tracing: { zipkin: { address: 'zipkin' } } } }, /zipkin tracer address "zipkin": want host:port/],
     ['bad port', { proxyConfig: { statsdUdpAddress: 'statsd:abc' } }, /statsd address "statsd:abc": port "abc"/],
-    ['unbracketed IPv6', { proxyConfig: { envoyMetricsService: { address: '2001:db8::1:9000' } } }, /envoy metrics service address/],
+    ['unbracketed IPv6', { proxyConfig: { envoyMetricsService: { address: '2001:db8::1:9000' } } }, /ProxyConfig envoyMetricsService address/],
     ['DNS_CAPTURE=yes', { envs: [['ISTIO_META_DNS_CAPTURE', 'yes']] }, /invalid node metadata DNS_CAPTURE: expected a boolean string/],
     ['LABELS of the wrong type', { envs: [['ISTIO_METAJSON_X', '{"LABELS":"app=x"}']] }, /invalid node metadata LABELS: expected an object of strings, got string "app=x"/],
     ['case-insensitive key', { envs: [['ISTIO_METAJSON_X', '{"envoy_status_port":"15021"}']] }, /envoy_status_port \(matches ENVOY_STATUS_PORT\): expected an integer/],
