@@ -27,7 +27,10 @@ export const agentEnv = {
   ISTIO_META_CERT_SIGNER: str('', 'Sent in CSR metadata `CertSigner`.', ID),
   XDS_HEADER_: prefix('Each `XDS_HEADER_<NAME>=v` is sent as gRPC metadata `<NAME>: v` on the XDS stream.', ID),
   CA_HEADER_: prefix('Each `CA_HEADER_<NAME>=v` is sent as gRPC metadata `<NAME>: v` on CSR calls.', ID),
-  CLOUD_PLATFORM: str('', 'aws, azure, gcp or none; anything else means auto-detect.', ID),
+  CLOUD_PLATFORM: str('', 'aws, azure, gcp or none. Platform metadata comes from the environment only (GCP_METADATA); metadata servers are not probed at start.', ID),
+  GCP_METADATA: str('', '`PROJECT_ID|PROJECT_NUMBER|CLUSTER_NAME|CLUSTER_LOCATION`: GCP platform metadata for the bootstrap (PLATFORM_METADATA).', ID),
+  GCP_ZONE: str('', 'GCP zone: platform metadata gcp_zone and the locality fallback (region = zone minus its last `-part`).', ID),
+  GCP_QUOTA_PROJECT: str('', 'GCP quota project: platform metadata gcp_quota_project.', ID),
 
   // Certificates, CA and control plane
   CA_ADDR: str('', 'CA endpoint (IstioCertificateService); empty means the discovery address. A `:15010` address is plaintext.', SEC),

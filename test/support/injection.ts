@@ -131,3 +131,27 @@ export function containerArgs(c: Container, env: Record<string, string>): string
 export function podInfoFiles(pod: InjectedPod): { annotations: string; labels: string } {
   return { annotations: formatDownwardApi(Object.entries(pod.annotations)), labels: formatDownwardApi(Object.entries(pod.labels)) };
 }
+
+/**
+ * The agent's configuration for a pod's istio-proxy container, resolved as `pilot-agent proxy`
+ * would resolve it inside that pod (args and env as the kubelet passes them, the pod-info files,
+ * the pod IP on eth0).
+ */
+export async function resolvePodAgentConfig(pod: InjectedPod, c: Container, env: Record<string, string>) {
+  const { parseProxyCommandLine } = await import('../../agent/cli.js');
+  const { jsonThenYaml, resolveAgentConfig } = await import('../../agent/config/index.js');
+  const { parse } = await import('yaml');
+  let stderr = '';
+  const inv = await parseProxyCommandLine(containerArgs(c, env), { stderr: (s) => (stderr += s) });
+  const files = podInfoFiles(pod);
+  const resolution = resolveAgentConfig({
+    proxyTypeArg: inv.typeArg,
+    flags: inv.flags,
+    log: inv.logOptions,
+    env,
+    files: { podAnnotations: files.annotations, podLabels: files.labels },
+    interfaces: [{ name: 'eth0', address: pod.podIp, internal: false }],
+    parseYaml: jsonThenYaml(parse),
+  });
+  return { inv, stderr, ...resolution };
+}

@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { parseProxyCommandLine } from '../../../agent/cli.js';
-import { jsonThenYaml, proxyConfigToJson, resolveAgentConfig } from '../../../agent/config/index.js';
+import { proxyConfigToJson } from '../../../agent/config/index.js';
 import { spawnCli } from '../../support/cli.js';
-import { containerArgs, containerEnv, findContainer, loadInjectedPods, podInfoFiles, type InjectedPod } from '../../support/injection.js';
+import { containerArgs, containerEnv, findContainer, loadInjectedPods, podInfoFiles, resolvePodAgentConfig, type InjectedPod } from '../../support/injection.js';
 
 const pods = loadInjectedPods();
 t.ok(pods.length > 0, 'found injected pods');
@@ -39,19 +38,8 @@ for (const pod of pods) {
       return;
     }
     t.equal(args[0], 'proxy', 'istio-proxy runs `pilot-agent proxy`');
-    let stderr = '';
-    const inv = await parseProxyCommandLine(args, { stderr: (s) => (stderr += s) });
+    const { inv, stderr, config, warnings } = await resolvePodAgentConfig(pod, c, env);
     t.equal(stderr, '', 'no flag errors');
-    const files = podInfoFiles(pod);
-    const { config, warnings } = resolveAgentConfig({
-      proxyTypeArg: inv.typeArg,
-      flags: inv.flags,
-      log: inv.logOptions,
-      env,
-      files: { podAnnotations: files.annotations, podLabels: files.labels },
-      interfaces: [{ name: 'eth0', address: pod.podIp, internal: false }],
-      parseYaml: jsonThenYaml(parseYaml),
-    });
     t.same(warnings, [], 'no configuration warnings');
 
     // Identity and node ID.
