@@ -10,6 +10,21 @@ import { longForm } from './version.js';
 const log = scope('default');
 
 export async function runProxy(input: ProxyInvocation): Promise<number> {
+  // Handle SIGTERM/SIGINT from the first moment: a pod deleted during start-up still shuts down
+  // cleanly instead of dying mid-write.
+  const shutdown = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => shutdown.abort(`received signal: ${sig}`);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    return await runAgent(input, shutdown);
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+async function runAgent(input: ProxyInvocation, shutdown: AbortController): Promise<number> {
   for (const line of input.flagLines) log.info(line);
   log.info(`Version ${longForm()}`);
 
@@ -26,16 +41,7 @@ export async function runProxy(input: ProxyInvocation): Promise<number> {
   // Istio logs this as YAML; JSON keeps the YAML parser off the start path and reads the same.
   log.info(`Effective config: ${JSON.stringify(proxyConfigToJson(config.proxyConfig), null, 2)}`);
 
-  const shutdown = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => shutdown.abort(`received signal: ${sig}`);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  try {
-    const agent = new Agent(config, await buildSubsystems(config, shutdown));
-    await agent.run(shutdown.signal);
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  const agent = new Agent(config, await buildSubsystems(config, shutdown));
+  await agent.run(shutdown.signal);
   return 0;
 }
