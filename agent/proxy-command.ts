@@ -1,7 +1,7 @@
 // `pilot-agent proxy [type]`: log flags and version, resolve the configuration, run the agent
 // until SIGTERM/SIGINT (or a subsystem such as Envoy ends), then exit 0 as Istio does.
 import { scope } from '../lib/log.js';
-import { Agent } from './agent.js';
+import { Agent, ShutdownController } from './agent.js';
 import type { ProxyInvocation } from './cli.js';
 import { loadAgentConfig, proxyConfigToJson } from './config/index.js';
 import { buildSubsystems } from './subsystems.js';
@@ -26,10 +26,15 @@ export async function runProxy(input: ProxyInvocation): Promise<number> {
   // Istio logs this as YAML; JSON keeps the YAML parser off the start path and reads the same.
   log.info(`Effective config: ${JSON.stringify(proxyConfigToJson(config.proxyConfig), null, 2)}`);
 
-  const shutdown = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => shutdown.abort(`received signal: ${sig}`);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const shutdown = new ShutdownController();
+  // The handler stays for the whole run: a second SIGTERM during the drain must not kill the
+  // agent (Node's default) and orphan Envoy; Istio ignores it too.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (shutdown.signal.aborted) log.info(`received signal: ${sig}; already shutting down`);
+    else shutdown.shutdown(`received signal: ${sig}`);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     const agent = new Agent(config, await buildSubsystems(config, shutdown));
     await agent.run(shutdown.signal);
