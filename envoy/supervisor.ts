@@ -33,6 +33,7 @@ export interface SupervisorOptions extends EnvoySpawnOptions, DrainOptions {
 }
 
 const MAX_STATS_RETRIES = 5;
+const DRAIN_POST_LIMIT_MS = 10_000;
 
 type Outcome = 'elapsed' | 'exited';
 
@@ -127,9 +128,10 @@ export class EnvoySupervisor {
       () => undefined,
       (err: Error) => log.warn(`Error in invoking drain listeners endpoint: ${err.message}`),
     );
-    // Istio waits for the POST without a limit; a hung admin API would then hold the pod until
-    // the kubelet's SIGKILL. Here the POST may take at most one drain period.
-    const postLimit = o.exitOnZeroActiveConnections ? o.minDrainDurationMs : o.terminationDrainDurationMs;
+    // Istio waits for the POST without a limit, so a hung admin API holds the pod until the
+    // kubelet's SIGKILL. Here the wait for the answer is bounded; the drain period starts when
+    // the answer is in (or the bound is reached), never earlier, as in Istio.
+    const postLimit = Math.max(DRAIN_POST_LIMIT_MS, o.exitOnZeroActiveConnections ? o.minDrainDurationMs : o.terminationDrainDurationMs);
     if ((await this.race(drain, postLimit)) === 'exited') return this.endedEarly();
 
     if (o.exitOnZeroActiveConnections) {
