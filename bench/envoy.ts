@@ -4,24 +4,16 @@
 // Envoy running, side by side with an idle bare Node process started at the same moment.
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { standinBin } from '../test/support/envoy-standin/index.js';
+import { freePorts } from '../test/support/ports.js';
 import type { BenchResult } from './run.js';
 import { median, percentile, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = resolve(root, 'dist/agent/main.js');
-const standinBin = resolve(root, 'dist/test/support/envoy-standin/envoy.js');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function rssKb(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -30,8 +22,7 @@ function rssKb(pid: number): number {
 
 async function podDir(binaryPath: string) {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-envoy-'));
-  const adminPort = await freePort();
-  const statusPort = await freePort();
+  const [adminPort, statusPort] = await freePorts(2);
   writeFileSync(join(cwd, 'bootstrap.json'), JSON.stringify({ admin: { address: { socket_address: { address: '127.0.0.1', port_value: adminPort } } } }));
   const env = {
     PATH: process.env.PATH,
