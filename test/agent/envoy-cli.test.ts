@@ -3,7 +3,7 @@
 // bootstrap override, and bad binaries (one error, nothing left behind).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -190,4 +190,23 @@ t.test('DISABLE_ENVOY=true: the agent runs without Envoy and says so in one line
   t.equal(r.code, 0);
   t.equal(r.stdout.split('\n').filter((l) => /without Envoy/.test(l)).length, 1);
   t.same(p.s.events(), [], 'no Envoy started');
+});
+
+t.test('lazy start path: starting Envoy loads no HTTP client, YAML parser, gRPC or metrics library', async (t) => {
+  const p = await pod({ exit: { afterMs: 100 } });
+  // A resolve hook records every module the agent loads.
+  const hooks = join(p.cwd, 'hooks.mjs');
+  const loaded = join(p.cwd, 'loaded.txt');
+  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(loaded)}, process.pid + ' ' + r.url + '\\n'); return r; }\n`);
+  const register = join(p.cwd, 'register.mjs');
+  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
+  const run = spawnCli(['proxy', 'sidecar'], { cwd: p.cwd, env: { ...p.env, NODE_OPTIONS: `--import=${register}` } });
+  const r = await run.exited;
+  t.equal(r.code, 0);
+  // Envoy (the stand-in) inherits NODE_OPTIONS too: keep the agent's own lines.
+  const urls = readFileSync(loaded, 'utf8').split('\n').filter((l) => l.startsWith(`${run.child.pid} `)).join('\n');
+  t.match(urls, /dist\/envoy\/supervisor\.js/, 'the hook saw the start path');
+  for (const heavy of ['node_modules/undici/', 'node_modules/yaml/', 'node_modules/@grpc/', 'node_modules/prom-client/', 'node_modules/node-forge/']) {
+    t.notOk(urls.includes(heavy), `${heavy} not loaded`);
+  }
 });
