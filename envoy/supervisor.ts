@@ -42,11 +42,17 @@ export class EnvoySupervisor {
   readonly exited: Promise<EnvoyExit>;
   private terminating: Promise<void> | undefined;
   private exit: EnvoyExit | undefined;
+  /** callbacks for Envoy's exit; one set, so a long connection-count wait does not pile them up */
+  private readonly exitWaiters = new Set<() => void>();
 
   private constructor(
     private readonly proc: EnvoyProcess,
     private readonly o: SupervisorOptions,
   ) {
+    void proc.exited.then(() => {
+      for (const w of this.exitWaiters) w();
+      this.exitWaiters.clear();
+    });
     this.exited = proc.exited.then(async (e) => {
       await runCleanup(o.cleanup);
       this.exit = e;
@@ -195,12 +201,15 @@ export class EnvoySupervisor {
   /** Waits for `work` (when given) or `ms`, whichever first, unless Envoy exits before either. */
   private race(work: Promise<unknown> | undefined, ms: number): Promise<Outcome> {
     return new Promise<Outcome>((resolve) => {
-      const timer = setTimeout(() => resolve('elapsed'), Math.max(0, ms));
+      if (!this.proc.running) return resolve('exited');
       const done = (r: Outcome) => {
         clearTimeout(timer);
+        this.exitWaiters.delete(onExit);
         resolve(r);
       };
-      void this.proc.exited.then(() => done('exited'));
+      const onExit = () => done('exited');
+      const timer = setTimeout(() => done('elapsed'), Math.max(0, ms));
+      this.exitWaiters.add(onExit);
       if (work) void work.then(() => done('elapsed'));
     });
   }

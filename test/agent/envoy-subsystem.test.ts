@@ -2,9 +2,9 @@
 // the stand-in Envoy: ports of Istio's TestStartExit and TestStartStop (pkg/envoy/agent_test.go),
 // the /quitquitquit and /drain semantics the status server will call, the drain sequences, and
 // the deletion of a generated bootstrap however Envoy ends.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { configureLogging } from '../../lib/log.js';
@@ -224,7 +224,13 @@ t.test('DISABLE_ENVOY: no Envoy subsystem, one line saying so', async (t) => {
 });
 
 t.test('root agent with the DNS proxy on :53 runs Envoy as uid/gid 1337', { skip: process.getuid?.() === 0 || process.env.CI === 'true' ? false : 'needs root (runs in CI)' }, async (t) => {
-  const x = await setup({}, {}, { DNS_PROXY_ADDR: 'localhost:53' });
+  // uid 1337 must be able to read the stand-in wherever the checkout lives: run a copy from /tmp.
+  const copy = mkdtempSync(join(tmpdir(), 'standin-copy-'));
+  chmodSync(copy, 0o755);
+  for (const f of ['envoy.js', 'flags.js', 'script.js']) copyFileSync(join(dirname(standinBin), f), join(copy, f));
+  writeFileSync(join(copy, 'package.json'), '{"type":"module"}');
+  chmodSync(join(copy, 'envoy.js'), 0o755);
+  const x = await setup({ xds: false, sds: false }, { binaryPath: join(copy, 'envoy.js') }, { DNS_PROXY_ADDR: 'localhost:53' });
   const { controller, running, start } = await startAgent(x);
   t.equal(start.uid, 1337);
   t.equal(start.gid, 1337);
