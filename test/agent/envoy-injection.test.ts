@@ -3,15 +3,13 @@
 // execs Envoy (the stand-in) with the command line Istio would use for that pod. The test only
 // adds what a test must: binaryPath → the stand-in, test-unique ports, and a customConfigFile
 // (bootstrap rendering is another subsystem's job; Envoy gets that file unchanged, as in Istio).
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { parseGoBool } from '../../lib/goparse.js';
 import { spawnCli } from '../support/cli.js';
 import { standin, standinBin, writeTestBootstrap } from '../support/envoy-standin/index.js';
-import { containerArgs, containerEnv, findContainer, loadInjectedPods, podInfoFiles, type InjectedPod } from '../support/injection.js';
+import { containerArgs, containerEnv, findContainer, loadInjectedPods, podWorkdir } from '../support/injection.js';
 import { freePorts } from '../support/ports.js';
 
 const CUSTOM = 'etc/istio/proxy/test-bootstrap.json';
@@ -65,11 +63,7 @@ for (const pod of pods) {
     const annotationConfig = yamlObject(pod.annotations['proxy.istio.io/config']);
     t.same(OURS.filter((k) => k in annotationConfig), [], 'the pod annotation leaves the test-only settings to PROXY_CONFIG');
 
-    const cwd = mkdtempSync(join(tmpdir(), 'inj-envoy-'));
-    mkdirSync(join(cwd, 'etc/istio/pod'), { recursive: true });
-    const files = podInfoFiles(pod);
-    writeFileSync(join(cwd, 'etc/istio/pod/annotations'), files.annotations);
-    writeFileSync(join(cwd, 'etc/istio/pod/labels'), files.labels);
+    const cwd = podWorkdir(pod, 'inj-envoy-');
     const [adminPort, statusPort] = await freePorts(2);
     writeTestBootstrap(join(cwd, CUSTOM), { adminPort: adminPort! });
     const s = standin({}, cwd);
