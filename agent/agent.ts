@@ -1,6 +1,8 @@
 // The one place for lifecycle: subsystems start in order and stop in reverse. The run ends when
 // the shutdown signal fires (SIGTERM/SIGINT, /quitquitquit) or when a subsystem ends on its own
-// (Envoy exiting), whichever comes first.
+// (Envoy exiting), whichever comes first. How the end is asked for — drain first or not — is
+// the ShutdownController's business; stopping Envoy (the last subsystem, so the first stopped)
+// carries the drain out.
 import { scope } from '../lib/log.js';
 import type { AgentConfig } from './config/index.js';
 
@@ -14,6 +16,50 @@ export interface Subsystem {
   stop(): Promise<void>;
   /** Resolves if the subsystem ends by itself, which ends the agent (Envoy exiting). */
   readonly done?: Promise<void>;
+}
+
+/**
+ * The agent's shutdown switch, with Istio's three ways to end (spec agent.md §6.5, §7.1):
+ * - `shutdown(cause)` (also plain `abort(cause)`): SIGTERM/SIGINT — Envoy is drained first;
+ * - `requestShutdown(cause)`: `POST /quitquitquit` — no drain, Envoy is killed at once;
+ * - `drain()`: `POST /drain` — Envoy's inbound listeners drain now (it keeps running), and the
+ *   later SIGTERM then kills Envoy at once.
+ * `signal` aborts on any of the first two; its `reason` is the cause readiness reports
+ * ("server is terminated: <cause>").
+ */
+export class ShutdownController extends AbortController {
+  #skipDrain = false;
+  #drainer: (() => Promise<void>) | undefined;
+
+  /** True after `/quitquitquit` or `/drain`: the shutdown kills Envoy without draining. */
+  get skipDrain(): boolean {
+    return this.#skipDrain;
+  }
+
+  /** SIGTERM semantics: graceful drain, then stop. Later calls change nothing. */
+  shutdown(cause: string): void {
+    if (!this.signal.aborted) this.abort(cause);
+  }
+
+  /** `/quitquitquit` semantics: stop without draining. */
+  requestShutdown(cause = '/quitquitquit called'): void {
+    this.#skipDrain = true;
+    this.shutdown(cause);
+  }
+
+  /**
+   * `/drain` semantics: `drain_listeners?inboundonly&graceful&skip_exit` now (when Envoy runs),
+   * and mark the agent so the coming SIGTERM does not drain again. Never rejects.
+   */
+  async drain(): Promise<void> {
+    if (this.#drainer) await this.#drainer();
+    this.#skipDrain = true;
+  }
+
+  /** Used by the Envoy subsystem while Envoy runs; `undefined` unregisters. */
+  setDrainer(drainer: (() => Promise<void>) | undefined): void {
+    this.#drainer = drainer;
+  }
 }
 
 export class Agent {

@@ -1,7 +1,7 @@
 // `pilot-agent proxy [type]`: log flags and version, resolve the configuration, run the agent
 // until SIGTERM/SIGINT (or a subsystem such as Envoy ends), then exit 0 as Istio does.
 import { scope } from '../lib/log.js';
-import { Agent } from './agent.js';
+import { Agent, ShutdownController } from './agent.js';
 import type { ProxyInvocation } from './cli.js';
 import { loadAgentConfig, proxyConfigToJson } from './config/index.js';
 import { buildSubsystems } from './subsystems.js';
@@ -10,12 +10,16 @@ import { longForm } from './version.js';
 const log = scope('default');
 
 export async function runProxy(input: ProxyInvocation): Promise<number> {
-  // Handle SIGTERM/SIGINT from the first moment: a pod deleted during start-up still shuts down
-  // cleanly instead of dying mid-write.
-  const shutdown = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => shutdown.abort(`received signal: ${sig}`);
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  // The handler is installed from the first moment (a pod deleted during start-up still shuts
+  // down cleanly) and stays for the whole run: a second SIGTERM during the drain must not kill the
+  // agent (Node's default) and orphan Envoy; Istio ignores it too.
+  const shutdown = new ShutdownController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (shutdown.signal.aborted) log.info(`received signal: ${sig}; already shutting down`);
+    else shutdown.shutdown(`received signal: ${sig}`);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     return await runAgent(input, shutdown);
   } finally {
@@ -24,7 +28,7 @@ export async function runProxy(input: ProxyInvocation): Promise<number> {
   }
 }
 
-async function runAgent(input: ProxyInvocation, shutdown: AbortController): Promise<number> {
+async function runAgent(input: ProxyInvocation, shutdown: ShutdownController): Promise<number> {
   for (const line of input.flagLines) log.info(line);
   log.info(`Version ${longForm()}`);
 

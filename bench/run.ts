@@ -1,6 +1,7 @@
 // `npm run bench`: runs every benchmark and prints its table. Ratios are measured side by side
 // in one run (never compared against numbers from another machine or run).
 import { bootstrapBench } from './bootstrap.js';
+import { envoyBench } from './envoy.js';
 import { startupBench } from './startup.js';
 
 export interface BenchResult {
@@ -10,7 +11,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench];
 
 for (const b of benches) {
   const r = await b();

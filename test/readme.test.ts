@@ -18,8 +18,9 @@ t.test('npm start entry: starts in out/local and stops cleanly on SIGINT', async
     bin: resolve(projectRoot, 'dist/agent/dev/start-local.js'),
     env: { PATH: `${mkdtempSync(join(tmpdir(), 'nopath-'))}:/usr/bin:/bin` },
   });
-  await run.waitFor(/Effective config/);
-  t.match(run.output().stdout, /agent only/);
+  await run.waitFor(/runs without Envoy/);
+  t.match(run.output().stdout, /no envoy on PATH/);
+  t.equal(run.output().stdout.split('\n').filter((l) => /without Envoy/.test(l)).length, 1, 'one line: the agent runs without Envoy');
   run.child.kill('SIGINT');
   const r = await run.exited;
   t.equal(r.code, 0);

@@ -37,7 +37,8 @@ const env: NodeJS.ProcessEnv = {
 };
 
 const args = [resolve(projectRoot, 'dist/agent/main.js'), 'proxy', 'sidecar', ...process.argv.slice(2)];
-process.stdout.write(`npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH: agent only'}); Ctrl-C stops it\n`);
+// Without Envoy the agent itself says, in one line, that it runs without Envoy.
+process.stdout.write(`npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH'}); Ctrl-C stops it\n`);
 const child = spawn(process.execPath, args, { cwd: workdir, env, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => child.kill(sig));

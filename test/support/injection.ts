@@ -1,7 +1,8 @@
 // Reads Istio's injected pod specs (../shared/conformance/injection or $INJECTION_DIR) and turns
 // a container into what the kubelet would run: args with $(VAR) expanded and env with valueFrom
 // resolved to plausible values for a pod.
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { formatDownwardApi } from '../../agent/config/index.js';
@@ -154,4 +155,14 @@ export async function resolvePodAgentConfig(pod: InjectedPod, c: Container, env:
     parseYaml: jsonThenYaml(parse),
   });
   return { inv, stderr, ...resolution };
+}
+
+/** A fresh working directory laid out like the pod's: `./etc/istio/pod/{annotations,labels}`. */
+export function podWorkdir(pod: InjectedPod, prefix = 'pod-'): string {
+  const cwd = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(cwd, 'etc/istio/pod'), { recursive: true });
+  const files = podInfoFiles(pod);
+  writeFileSync(join(cwd, 'etc/istio/pod/annotations'), files.annotations);
+  writeFileSync(join(cwd, 'etc/istio/pod/labels'), files.labels);
+  return cwd;
 }

@@ -2,14 +2,11 @@
 // the istio-proxy container's args and env, as the kubelet would pass them, resolve with no
 // flag or config error to the identity, node ID, discovery address, ProxyConfig and metadata
 // the pod spec implies. Three pods also start the real CLI.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { proxyConfigToJson } from '../../../agent/config/index.js';
 import { spawnCli } from '../../support/cli.js';
-import { containerArgs, containerEnv, findContainer, loadInjectedPods, podInfoFiles, resolvePodAgentConfig, type InjectedPod } from '../../support/injection.js';
+import { containerArgs, containerEnv, findContainer, loadInjectedPods, podWorkdir, resolvePodAgentConfig, type InjectedPod } from '../../support/injection.js';
 
 const pods = loadInjectedPods();
 t.ok(pods.length > 0, 'found injected pods');
@@ -84,11 +81,7 @@ for (const file of ['hello.yaml.injected', 'traffic-annotations.yaml.injected', 
   if (!pod) continue;
   t.test(`real CLI: ${file}`, async (t) => {
     const { env, args } = proxyInvocation(pod);
-    const cwd = mkdtempSync(join(tmpdir(), 'pod-'));
-    mkdirSync(join(cwd, 'etc/istio/pod'), { recursive: true });
-    const files = podInfoFiles(pod);
-    writeFileSync(join(cwd, 'etc/istio/pod/annotations'), files.annotations);
-    writeFileSync(join(cwd, 'etc/istio/pod/labels'), files.labels);
+    const cwd = podWorkdir(pod);
     const run = spawnCli(args, { cwd, env: { PATH: process.env.PATH, DISABLE_ENVOY: 'true', ...env } });
     await run.waitFor(/Effective config/);
     run.child.kill('SIGTERM');
