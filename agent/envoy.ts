@@ -20,16 +20,6 @@ export interface BootstrapFile {
 /** Produces the bootstrap file right before Envoy starts (bootstrap/ writeBootstrap, or a test's). */
 export type PrepareBootstrap = () => Promise<BootstrapFile>;
 
-/**
- * ProxyConfig `customConfigFile`: Istio renders nothing and hands the file to Envoy as written
- * (no path cleaning), and never deletes it. Undefined when no custom file is configured.
- */
-export function customConfigBootstrap(config: AgentConfig): PrepareBootstrap | undefined {
-  const file = config.proxyConfig.customConfigFile;
-  if (!file) return undefined;
-  return async () => ({ path: file, generated: false });
-}
-
 export interface EnvoySubsystemDeps {
   prepareBootstrap: PrepareBootstrap;
 }

@@ -3,7 +3,8 @@
 import { scope } from '../lib/log.js';
 import type { ShutdownController, Subsystem } from './agent.js';
 import type { AgentConfig } from './config/index.js';
-import { customConfigBootstrap, envoySubsystem, type PrepareBootstrap } from './envoy.js';
+import type { BootstrapRuntime } from '../bootstrap/index.js';
+import { envoySubsystem, type PrepareBootstrap } from './envoy.js';
 
 const log = scope('default');
 
@@ -13,19 +14,15 @@ export interface SubsystemDeps {
 }
 
 /**
- * The bootstrap step Envoy starts with.
- *
- * PLUG POINT (issue 4, bootstrap/): replace the body with
- *   `return () => writeBootstrap(config, runtime);`
- * (`writeBootstrap` and `BootstrapRuntime` from '../bootstrap/index.js'). writeBootstrap handles
- * customConfigFile itself (that path, generated: false) and otherwise writes
- * `<configPath>/envoy-rev.json` (generated: true — deleted when Envoy exits).
+ * The bootstrap step Envoy starts with: bootstrap/ `writeBootstrap` picks the file (ProxyConfig
+ * customConfigFile as written, generated: false; otherwise `<configPath>/envoy-rev.json`, generated:
+ * true, deleted when Envoy exits; a custom template is one clear error). Imported when Envoy
+ * starts, so `DISABLE_ENVOY` runs never load it.
  */
-function bootstrapStep(config: AgentConfig): PrepareBootstrap {
-  const custom = customConfigBootstrap(config);
-  if (custom) return custom;
+function bootstrapStep(config: AgentConfig, runtime: BootstrapRuntime = {}): PrepareBootstrap {
   return async () => {
-    throw new Error('Envoy bootstrap generation is not available in this build: set ProxyConfig customConfigFile to a bootstrap file');
+    const { writeBootstrap } = await import('../bootstrap/index.js');
+    return writeBootstrap(config, runtime);
   };
 }
 

@@ -210,3 +210,31 @@ t.test('lazy start path: starting Envoy loads no HTTP client, YAML parser, gRPC 
     t.notOk(urls.includes(heavy), `${heavy} not loaded`);
   }
 });
+
+t.test('generated bootstrap: written to etc/istio/proxy/envoy-rev.json, valid for Envoy, gone after shutdown', async (t) => {
+  const { loadEnvoySchema } = await import('../support/envoy-schema.js');
+  const p = await pod({ exitAfterDrain: false }, { customConfigFile: '' });
+  const run = agent(p);
+  const start = await p.s.waitFor('start');
+  t.same(start.argv.slice(0, 2), ['-c', 'etc/istio/proxy/envoy-rev.json'], 'the cleaned relative path, as Istio passes it');
+  const file = join(p.cwd, 'etc/istio/proxy/envoy-rev.json');
+  const bootstrap = JSON.parse(readFileSync(file, 'utf8')) as { node: { id: string }; admin: { address: { socket_address: { port_value: number } } } };
+  t.equal(bootstrap.node.id, 'sidecar~10.244.1.17~app-1.default~default.svc.cluster.local');
+  t.equal(bootstrap.admin.address.socket_address.port_value, p.adminPort, 'admin on the configured port: the stand-in serves it');
+  const schema = loadEnvoySchema();
+  t.doesNotThrow(() => schema.validate(bootstrap), 'parses strictly as envoy.config.bootstrap.v3.Bootstrap');
+  run.child.kill('SIGTERM');
+  const r = await run.exited;
+  t.equal(r.code, 0);
+  t.notOk(existsSync(file), 'the generated bootstrap is deleted when Envoy is gone');
+});
+
+t.test('a custom bootstrap template is one clear error, exit 255, Envoy never started', async (t) => {
+  const p = await pod({}, { customConfigFile: '' }, { ISTIO_BOOTSTRAP: '/etc/istio/custom/tmpl.json' });
+  const r = await agent(p).exited;
+  t.equal(r.code, 255);
+  const errors = lines(r.stdout, 'error');
+  t.equal(errors.length, 1, errors.join('\n'));
+  t.match(errors[0]!, /ISTIO_BOOTSTRAP/);
+  t.notOk(p.s.events().some((e) => e.e === 'start'), 'Envoy not started');
+});
