@@ -1,0 +1,198 @@
+// The agent's certificate subsystem, in Istio's start order (agent spec §5, steps 3 and 7b/7c):
+// security options (bad ones fail start-up), the SDS socket decision, the secret manager with
+// its CA client (istiod, or the embedded local CA with CA_PROVIDER=local), then the SDS server
+// on ./var/run/secrets/workload-spiffe-uds/socket with a background pre-warm of `default` and
+// `ROOTCA` (which also writes OUTPUT_CERTS). With DISABLE_ENVOY there is no SDS server: a
+// background loop fetches `default` then `ROOTCA` and refetches on every update.
+import { existsSync, statSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { scope } from '../../lib/log.js';
+import type { Subsystem } from '../agent.js';
+import type { AgentConfig } from '../config/index.js';
+import { retryUntilSuccess } from './backoff.js';
+import { CitadelClient } from './ca-client.js';
+import { loadRootCert } from './credentials.js';
+import { securityOptions, type SecurityOptions } from './options.js';
+import { SecretManager } from './secret-manager.js';
+import type { SdsServer } from './sds-server.js';
+import { ROOT_CERT_RESOURCE, WORKLOAD_KEY_CERT_RESOURCE, type CaClient } from './types.js';
+
+const log = scope('security');
+
+export interface SdsSubsystemDeps {
+  /** Directory relative paths resolve against (default: the process working directory). */
+  cwd?: string;
+  /** Secret-manager knobs tests shorten (file retry window, renewal backoff). */
+  secretManager?: Partial<ConstructorParameters<typeof SecretManager>[0]>;
+}
+
+/** A unix socket someone answers gRPC on within `timeoutMs` (Istio dials with a 1 s timeout). */
+export async function socketHealthy(path: string, timeoutMs = 1000): Promise<boolean> {
+  const grpc = await import('@grpc/grpc-js');
+  const client = new grpc.Client(`unix:${path}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    return await new Promise<boolean>((resolve) => client.waitForReady(Date.now() + timeoutMs, (err) => resolve(!err)));
+  } finally {
+    client.close();
+  }
+}
+
+function isSocket(p: string): boolean {
+  try {
+    return statSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+export class SdsSubsystem implements Subsystem {
+  readonly name = 'sds';
+  readonly options: SecurityOptions;
+  /** Set once started: pushes, trust-bundle updates (PCDS) and metrics go through it. */
+  secretManager: SecretManager | undefined;
+  /** true when an external SDS (e.g. SPIRE) owns the workload socket and we serve files only */
+  serveOnlyFiles = false;
+  private server: SdsServer | undefined;
+  private readonly background = new AbortController();
+  private readonly cwd: string;
+
+  /** Validates the security options now (agent spec §5 step 3): bad ones fail start-up. */
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: SdsSubsystemDeps = {},
+  ) {
+    this.cwd = deps.cwd ?? process.cwd();
+    const { options, infos, warnings } = securityOptions(config, { cwd: this.cwd, fileExists: existsSync });
+    for (const w of warnings) log.warn(w);
+    for (const i of infos) log.info(i);
+    this.options = options;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    if (!o.disableEnvoy) await this.decideSocket();
+    const caClient = o.fileMountedCerts || this.serveOnlyFiles ? undefined : await this.createCaClient();
+    if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
+    this.secretManager = new SecretManager({
+      ...(caClient ? { caClient } : {}),
+      workloadIdentity: o.workloadIdentity,
+      ttlSeconds: o.ttlSeconds,
+      graceRatio: o.graceRatio,
+      graceJitter: o.graceJitter,
+      key: o.key,
+      certFiles: o.certFiles,
+      useExistingCertFiles: o.useExistingCertFiles,
+      ...(o.outputDir ? { outputDir: o.outputDir } : {}),
+      outputCertMode: o.outputCertMode,
+      trustAnchors: o.trustAnchors,
+      fileDebounceMs: o.fileDebounceMs,
+      ...this.deps.secretManager,
+    });
+    if (o.disableEnvoy) {
+      void this.proxylessLoop();
+      return;
+    }
+    const { SdsServer } = await import('./sds-server.js');
+    const socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
+    this.server = await SdsServer.create(this.secretManager, { socketPath, ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
+    await this.server.start();
+    if (!o.fileMountedCerts && !this.serveOnlyFiles) void this.prewarm();
+  }
+
+  /** Step 7b: is someone else (SPIRE) serving the workload socket? */
+  private async decideSocket(): Promise<void> {
+    const o = this.options;
+    const path = o.workloadSocketPath;
+    if (existsSync(path)) {
+      if (isSocket(path) && (await socketHealthy(path))) {
+        log.info(`SDS socket found at ${path}: an external SDS server serves workload certificates; serving file certificates only on ${o.filesSocketPath}`);
+        this.serveOnlyFiles = true;
+        return;
+      }
+      log.info(`removing unhealthy SDS socket ${path}`);
+      try {
+        await unlink(path);
+      } catch (err) {
+        throw new Error(`failed to remove unhealthy SDS socket ${path}: ${(err as Error).message}`);
+      }
+    }
+    if (!o.workloadSocketIsDefault) {
+      throw new Error(`agent configured for non-default SDS socket path: ${path} but no socket found`);
+    }
+  }
+
+  /** Step 7c: the CA client for CA_PROVIDER (unknown providers fail start-up, as Istio's). */
+  private async createCaClient(): Promise<CaClient> {
+    const ca = this.options.ca;
+    if (ca.provider === 'local') {
+      const { loadOrCreateLocalCa, LocalCaClient } = await import('./local-ca/index.js');
+      log.info(`Using the embedded local CA (CA_PROVIDER=local) in ${ca.localCaDir}`);
+      return new LocalCaClient(await loadOrCreateLocalCa(ca.localCaDir, this.config.env.TRUST_DOMAIN));
+    }
+    if (ca.provider !== 'Citadel') throw new Error(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
+    if (!ca.tls) {
+      log.warn('Debug mode or IP-secure network');
+    } else if (ca.tls.root.kind === 'error') {
+      throw new Error(`failed to find root CA cert for CA: ${ca.tls.root.message}`);
+    } else if (ca.tls.root.kind === 'system') {
+      log.info(`Using CA ${ca.address} cert with system certs`);
+    } else {
+      const root = ca.tls.root;
+      if (!existsSync(root.path)) {
+        // Istio log-fatals here for the PROV_CERT root (exit 1) and returns an error otherwise.
+        if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
+        throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
+      }
+      try {
+        await loadRootCert(root);
+      } catch (err) {
+        throw new Error(`failed to find root CA cert for CA: ${(err as Error).message}`);
+      }
+      log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
+    }
+    const tls = ca.tls && ca.tls.root.kind !== 'error' ? { root: ca.tls.root, serverName: ca.tls.serverName, ...(ca.tls.clientCert ? { clientCert: ca.tls.clientCert } : {}) } : undefined;
+    return CitadelClient.create({
+      address: ca.address,
+      ...(tls ? { tls } : {}),
+      ...(ca.tokenPath !== undefined ? { tokenPath: ca.tokenPath } : {}),
+      clusterId: ca.clusterId,
+      certSigner: ca.certSigner,
+      headers: ca.headers,
+      keepaliveMs: ca.keepaliveMs,
+      keepaliveTimeoutMs: ca.keepaliveTimeoutMs,
+    });
+  }
+
+  /** Gets `default` then `ROOTCA` before Envoy asks, retrying forever with backoff. */
+  private async prewarm(): Promise<void> {
+    const sm = this.secretManager!;
+    for (const name of [WORKLOAD_KEY_CERT_RESOURCE, ROOT_CERT_RESOURCE]) {
+      const ok = await retryUntilSuccess(
+        () => sm.generateSecret(name),
+        this.background.signal,
+        (err, wait) => log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`),
+      );
+      if (ok === undefined) return;
+    }
+    log.info('workload certificate and root are ready');
+  }
+
+  /** DISABLE_ENVOY: fetch and keep fetching the certificates (they land in OUTPUT_CERTS). */
+  private async proxylessLoop(): Promise<void> {
+    const sm = this.secretManager!;
+    let pending = Promise.resolve();
+    const fetchAll = () => {
+      pending = pending.then(() => this.prewarm());
+    };
+    sm.onSecretUpdate(() => fetchAll());
+    fetchAll();
+    await pending;
+  }
+
+  async stop(): Promise<void> {
+    this.background.abort();
+    await this.server?.stop();
+    this.server = undefined;
+    this.secretManager?.close();
+  }
+}
