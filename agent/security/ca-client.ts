@@ -132,7 +132,7 @@ export class CitadelClient implements CaClient {
     const req: IstioCertificateRequest = {
       csr: csrPem,
       validity_duration: String(Math.trunc(ttlSeconds)),
-      metadata: { fields: { CertSigner: { string_value: this.o.certSigner } } },
+      metadata: { fields: { CertSigner: { stringValue: this.o.certSigner } } },
     };
     const base = this.o.retryBaseMs ?? 100;
     let lastErr: grpcTypes.ServiceError | undefined;

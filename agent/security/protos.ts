@@ -128,10 +128,11 @@ export interface DiscoveryResponse {
   nonce: string;
 }
 
+/** google.protobuf.* types come from protobufjs's bundled copies, whose field names are camelCase. */
 export interface IstioCertificateRequest {
   csr: string;
   validity_duration: string | number;
-  metadata?: { fields?: Record<string, { string_value?: string }> };
+  metadata?: { fields?: Record<string, { stringValue?: string }> };
 }
 
 export interface IstioCertificateResponse {

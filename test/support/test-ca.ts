@@ -127,7 +127,7 @@ export class TestCaServer {
       csr: req.csr,
       ttlSeconds: Number(req.validity_duration ?? 0),
       metadata: md,
-      certSigner: req.metadata?.fields?.CertSigner?.string_value,
+      certSigner: req.metadata?.fields?.CertSigner?.stringValue,
       clientCert: !!peer?.sslPeerCertificate,
     });
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
