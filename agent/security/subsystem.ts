@@ -70,7 +70,7 @@ export class SdsSubsystem implements Subsystem {
 
   async start(): Promise<void> {
     const o = this.options;
-    if (!o.disableEnvoy) await this.decideSocket();
+    if (!o.disableEnvoy || o.ca.provider === 'local') await this.decideSocket();
     const caClient = o.fileMountedCerts || this.serveOnlyFiles ? undefined : await this.createCaClient();
     if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
     this.secretManager = new SecretManager({
@@ -88,7 +88,10 @@ export class SdsSubsystem implements Subsystem {
       fileDebounceMs: o.fileDebounceMs,
       ...this.deps.secretManager,
     });
-    if (o.disableEnvoy) {
+    // DISABLE_ENVOY (proxyless): Istio runs no SDS server. The embedded local CA is for
+    // development (`npm start` without an Envoy binary), where serving SDS anyway lets local
+    // tools and a hand-started Envoy use it.
+    if (o.disableEnvoy && o.ca.provider !== 'local') {
       void this.proxylessLoop();
       return;
     }
