@@ -77,7 +77,11 @@ export class CitadelClient implements CaClient {
     const [grpc, protos] = await Promise.all([import('@grpc/grpc-js'), loadCaProtos()]);
     if (o.tls) await loadRootCert(o.tls.root);
     const ctor = grpc.makeGenericClientConstructor(protos.service, 'IstioCertificateService');
-    return new CitadelClient(grpc, ctor, o);
+    const client = new CitadelClient(grpc, ctor, o);
+    // Connect now (still non-blocking): the TLS handshake overlaps key generation and the CSR.
+    client.client = await client.dial();
+    client.client.getChannel().getConnectivityState(true);
+    return client;
   }
 
   private async dial(): Promise<UnaryClient> {

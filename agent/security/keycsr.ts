@@ -3,11 +3,8 @@
 // never stalls (RSA keygen takes 0.1–0.9 s). The CSR is what Go builds from Istio's template:
 // subject O="" (empty PrintableString), no CN, one critical URI SAN with the SPIFFE ID, signed
 // sha256WithRSA / ecdsa-with-SHA256 / ecdsa-with-SHA384.
-import { generateKeyPair, webcrypto, type KeyObject } from 'node:crypto';
-import { promisify } from 'node:util';
+import { KeyObject, webcrypto } from 'node:crypto';
 import { loadX509 } from './x509lib.js';
-
-const generateKeyPairAsync = promisify(generateKeyPair);
 
 export interface KeyOptions {
   /** ECC_SIGNATURE_ALGORITHM: '' → RSA, 'ECDSA' → EC; anything else is an error. */
@@ -46,37 +43,30 @@ export function spiffeIdentity(trustDomain: string, namespace: string, serviceAc
   return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
-async function toCryptoKeys(algo: Algo, privateKey: KeyObject, publicKey: KeyObject) {
-  const params =
-    algo.kind === 'rsa'
-      ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
-      : { name: 'ECDSA', namedCurve: algo.curve, hash: algo.curve === 'P-384' ? 'SHA-384' : 'SHA-256' };
-  const [priv, pub] = await Promise.all([
-    webcrypto.subtle.importKey('pkcs8', privateKey.export({ type: 'pkcs8', format: 'der' }), params, false, ['sign']),
-    webcrypto.subtle.importKey('spki', publicKey.export({ type: 'spki', format: 'der' }), params, true, ['verify']),
-  ]);
-  return { priv, pub, params };
+function webCryptoParams(algo: Algo) {
+  return algo.kind === 'rsa'
+    ? { name: 'RSASSA-PKCS1-v1_5', modulusLength: algo.bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }
+    : { name: 'ECDSA', namedCurve: algo.curve, hash: algo.curve === 'P-384' ? 'SHA-384' : 'SHA-256' };
 }
 
 /** Generates a fresh key and a CSR for `identity` (a SPIFFE URI). */
 export async function generateKeyAndCsr(o: KeyOptions, identity: string): Promise<KeyAndCsr> {
   const algo = keyAlgorithm(o);
-  const x509P = loadX509(); // overlaps the module load with key generation
-  const { privateKey, publicKey } =
-    algo.kind === 'rsa'
-      ? await generateKeyPairAsync('rsa', { modulusLength: algo.bits, publicExponent: 65537 })
-      : await generateKeyPairAsync('ec', { namedCurve: algo.curve });
-  const [x509, keys] = await Promise.all([x509P, toCryptoKeys(algo, privateKey, publicKey)]);
+  const params = webCryptoParams(algo);
+  // WebCrypto's generateKey is Node's native key generation on the libuv pool (the same job
+  // as crypto.generateKeyPair), and it hands back the CryptoKeys the CSR builder needs:
+  // importing a KeyObject into WebCrypto instead costs more than generating an EC key.
+  const [x509, keys] = await Promise.all([loadX509(), webcrypto.subtle.generateKey(params, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     // Istio fills Organization from an unset option: one RDN O="" as an empty PrintableString.
     name: [{ '2.5.4.10': [{ printableString: '' }] }] as never,
-    keys: { privateKey: keys.priv, publicKey: keys.pub },
-    signingAlgorithm: keys.params,
+    keys: keys as never,
+    signingAlgorithm: params,
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identity }], true)],
   });
   const type = o.pkcs8 ? 'pkcs8' : algo.kind === 'rsa' ? 'pkcs1' : 'sec1';
   return {
-    privateKeyPem: privateKey.export({ type, format: 'pem' }) as string,
+    privateKeyPem: KeyObject.from(keys.privateKey).export({ type, format: 'pem' }) as string,
     csrPem: csr.toString('pem') + '\n',
   };
 }

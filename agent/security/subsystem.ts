@@ -95,11 +95,12 @@ export class SdsSubsystem implements Subsystem {
       void this.proxylessLoop();
       return;
     }
+    // The pre-warm starts first so the CSR overlaps loading and binding the SDS server.
+    if (!o.fileMountedCerts && !this.serveOnlyFiles) void this.prewarm();
     const { SdsServer } = await import('./sds-server.js');
     const socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
     this.server = await SdsServer.create(this.secretManager, { socketPath, ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
     await this.server.start();
-    if (!o.fileMountedCerts && !this.serveOnlyFiles) void this.prewarm();
   }
 
   /** Step 7b: is someone else (SPIRE) serving the workload socket? */

@@ -108,12 +108,23 @@ t.test('token: re-read on every call; a missing file sends no header and the CA 
 });
 
 t.test('a new root is picked up after a failure (the connection is rebuilt)', async (t) => {
-  const { ca, client, rootPath } = await setup(t);
+  const { ca, rootPath, tokenPath } = await setup(t);
   const other = await TestCaServer.start();
   t.teardown(() => other.stop());
   other.writeServerRoot(rootPath); // the wrong root: TLS fails
-  const failing = client.csrSign(await csr(), 60);
-  await t.rejects(failing, { message: /create certificate: rpc error: code = Unavailable/ });
+  const client = await CitadelClient.create({
+    address: ca.address,
+    tls: { root: { kind: 'file', path: rootPath, via: 'default' }, serverName: 'istiod.istio-system.svc' },
+    tokenPath,
+    clusterId: '',
+    certSigner: '',
+    headers: [],
+    keepaliveMs: 30_000,
+    keepaliveTimeoutMs: 10_000,
+    retryBaseMs: 10,
+  });
+  t.teardown(() => client.close());
+  await t.rejects(client.csrSign(await csr(), 60), { message: /create certificate: rpc error: code = Unavailable/ });
   ca.writeServerRoot(rootPath);
   const chain = await client.csrSign(await csr(), 60);
   t.equal(chain.length, 2);
