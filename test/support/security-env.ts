@@ -37,3 +37,12 @@ export function workloadFor(ca: TestCaServer | undefined, opts: { ns?: string; s
 export function agentConfig(env: Record<string, string>): AgentConfig {
   return resolveAgentConfig({ env, files: {}, interfaces: [], parseYaml: (s) => JSON.parse(s) }).config;
 }
+
+/** Polls `pred` until it holds; rejects naming `what` after `ms`. */
+export async function until(pred: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

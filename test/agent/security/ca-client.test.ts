@@ -17,8 +17,17 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const ec = { eccSignatureAlgorithm: 'ECDSA', eccCurve: 'P256', rsaKeySize: 2048, pkcs8: false };
 const csr = async () => (await generateKeyAndCsr(ec, 'spiffe://cluster.local/ns/ns1/sa/sa1')).csrPem;
 
+type Teardown = { teardown(fn: () => unknown): void };
+const defaults = { clusterId: '', certSigner: '', headers: [] as [string, string][], keepaliveMs: 30_000, keepaliveTimeoutMs: 10_000, retryBaseMs: 10 };
+
+async function newClient(t: Teardown, o: Pick<CitadelClientOptions, 'address'> & Partial<CitadelClientOptions>): Promise<CitadelClient> {
+  const c = await CitadelClient.create({ ...defaults, ...o });
+  t.teardown(() => c.close());
+  return c;
+}
+
 let n = 0;
-async function setup(t: { teardown(fn: () => unknown): void }, opts: { requireClientCert?: boolean; plaintext?: boolean } = {}, extra: Partial<CitadelClientOptions> = {}) {
+async function setup(t: Teardown, opts: { requireClientCert?: boolean; plaintext?: boolean } = {}, extra: Partial<CitadelClientOptions> = {}) {
   const ca = await TestCaServer.start(opts);
   const d = join(dir, String(++n));
   mkdirSync(d);
@@ -26,21 +35,14 @@ async function setup(t: { teardown(fn: () => unknown): void }, opts: { requireCl
   ca.writeServerRoot(rootPath);
   const tokenPath = join(d, 'istio-token');
   writeFileSync(tokenPath, 'token-1\n');
-  const client = await CitadelClient.create({
+  t.teardown(() => ca.stop());
+  const client = await newClient(t, {
     address: ca.address,
     ...(opts.plaintext ? {} : { tls: { root: { kind: 'file', path: rootPath, via: 'default' }, serverName: 'istiod.istio-system.svc' } }),
     tokenPath,
     clusterId: 'Kubernetes',
-    certSigner: '',
     headers: [['Foo', 'bar']],
-    keepaliveMs: 30_000,
-    keepaliveTimeoutMs: 10_000,
-    retryBaseMs: 10,
     ...extra,
-  });
-  t.teardown(async () => {
-    client.close();
-    await ca.stop();
   });
   return { ca, client, d, rootPath, tokenPath };
 }
@@ -112,18 +114,7 @@ t.test('a new root is picked up after a failure (the connection is rebuilt)', as
   const other = await TestCaServer.start();
   t.teardown(() => other.stop());
   other.writeServerRoot(rootPath); // the wrong root: TLS fails
-  const client = await CitadelClient.create({
-    address: ca.address,
-    tls: { root: { kind: 'file', path: rootPath, via: 'default' }, serverName: 'istiod.istio-system.svc' },
-    tokenPath,
-    clusterId: '',
-    certSigner: '',
-    headers: [],
-    keepaliveMs: 30_000,
-    keepaliveTimeoutMs: 10_000,
-    retryBaseMs: 10,
-  });
-  t.teardown(() => client.close());
+  const client = await newClient(t, { address: ca.address, tls: { root: { kind: 'file', path: rootPath, via: 'default' }, serverName: 'istiod.istio-system.svc' }, tokenPath });
   await t.rejects(client.csrSign(await csr(), 60), { message: /create certificate: rpc error: code = Unavailable/ });
   ca.writeServerRoot(rootPath);
   const chain = await client.csrSign(await csr(), 60);
@@ -138,17 +129,8 @@ t.test('PROV_CERT: mutual TLS; certificates that appear later are used after a f
   client.close();
   const rootPath = join(prov, 'root-cert.pem');
   ca.writeServerRoot(rootPath);
-  const mtls = await CitadelClient.create({
-    address: ca.address,
-    tls: { root: { kind: 'file', path: rootPath, via: 'PROV_CERT' }, serverName: 'istiod.istio-system.svc', clientCert: { keyPath: join(prov, 'key.pem'), certPath: join(prov, 'cert-chain.pem') } },
-    clusterId: '',
-    certSigner: '',
-    headers: [],
-    keepaliveMs: 30_000,
-    keepaliveTimeoutMs: 10_000,
-    retryBaseMs: 10,
-  });
-  t.teardown(() => mtls.close());
+  const clientCert = { keyPath: join(prov, 'key.pem'), certPath: join(prov, 'cert-chain.pem') };
+  const mtls = await newClient(t, { address: ca.address, tls: { root: { kind: 'file', path: rootPath, via: 'PROV_CERT' }, serverName: 'istiod.istio-system.svc', clientCert } });
   await t.rejects(mtls.csrSign(await csr(), 60), 'no client certificate: the server refuses the handshake');
   const kc = await generateKeyAndCsr(ec, 'spiffe://cluster.local/ns/vm/sa/vm');
   const [leaf, root] = await ca.ca.sign(kc.csrPem, { ttlSeconds: 3600 });

@@ -7,15 +7,8 @@ import t from 'tap';
 import { parseCertificate, spiffeIds } from '../../../agent/security/index.js';
 import { runCliToEnd, spawnCli } from '../../support/cli.js';
 import { chainOf, SdsTestClient } from '../../support/sds-client.js';
-import { workloadFor } from '../../support/security-env.js';
+import { until, workloadFor } from '../../support/security-env.js';
 
-async function until(pred: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 t.test('CA_PROVIDER=local: a root created on first use, SDS served, OUTPUT_CERTS written; the root is reused', async (t) => {
   const wl = workloadFor(undefined, { ns: 'dev', sa: 'me', env: { CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', OUTPUT_CERTS: 'out', ECC_SIGNATURE_ALGORITHM: 'ECDSA' } });

@@ -13,7 +13,7 @@ import { SdsSubsystem, parseCertificate, spiffeIds } from '../../../agent/securi
 import { CertificateAuthority } from '../../../agent/security/local-ca/index.js';
 import { configureLogging } from '../../../lib/log.js';
 import { chainOf, keyOf, rootOf, SdsTestClient, sdsRequest } from '../../support/sds-client.js';
-import { agentConfig, workloadFor, type Workload } from '../../support/security-env.js';
+import { agentConfig, until, workloadFor, type Workload } from '../../support/security-env.js';
 import { TestCaServer } from '../../support/test-ca.js';
 
 const logDir = workloadFor(undefined).cwd;
@@ -46,13 +46,6 @@ function write(dir: string, name: string, data: string): string {
   return p;
 }
 
-async function until(pred: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 let ca: TestCaServer;
 t.before(async () => {

@@ -8,6 +8,7 @@ import t from 'tap';
 import { keyMatchesCertificate, mergeTrustAnchors, parseCertificate, SecretManager, spiffeIds, UnknownResourceError, generateKeyAndCsr, type CaClient, type SecretManagerOptions } from '../../../agent/security/index.js';
 import { CertificateAuthority } from '../../../agent/security/local-ca/index.js';
 import { configureLogging } from '../../../lib/log.js';
+import { until } from '../../support/security-env.js';
 
 const root = mkdtempSync(join(tmpdir(), 'secretmgr-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -65,13 +66,6 @@ async function manager(t: { teardown(fn: () => unknown): void }, o: Partial<Secr
   return { sm, ca, d, events };
 }
 
-async function until(pred: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
