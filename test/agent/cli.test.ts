@@ -1,6 +1,6 @@
 // The pilot-agent command line as Istio's users and injector drive it: flag forms, unknown
 // flags, exit codes, version output and the bad-input messages.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -88,7 +88,8 @@ t.test('logging flags reach the logger: JSON lines to a file target', async (t) 
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   const file = join(dir, 'agent.log');
   const run = spawnCli(['proxy', '--log_as_json', `--log_target=${file}`, '--log_output_level=default:info'], { env: baseEnv, cwd: dir });
-  await new Promise((r) => setTimeout(r, 700));
+  // Wait until the agent is up (a fixed sleep is too short on a loaded machine).
+  for (let i = 0; i < 300 && !(existsSync(file) && readFileSync(file, 'utf8').includes('Effective config')); i++) await new Promise((r) => setTimeout(r, 50));
   run.child.kill('SIGTERM');
   const r = await run.exited;
   t.equal(r.code, 0);
