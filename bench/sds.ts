@@ -66,7 +66,7 @@ async function streamsRss(): Promise<{ before: number; after: number }> {
       let out = '';
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
-        if (out.includes('workload certificate and root are ready')) res();
+        if (out.includes('workload certificate and root are ready') && out.includes('SDS server for workload certificates started')) res();
       });
       child.on('exit', () => rej(new Error(`agent exited early:\n${out}`)));
     });

@@ -130,6 +130,11 @@ export class SecretManager {
     return this.item ? (this.item.expireTime - this.clock.now()) / 1000 : undefined;
   }
 
+  /** Failed watch set-ups (num_file_watcher_failures_total). */
+  get fileWatcherFailures(): number {
+    return this.watcher.failures;
+  }
+
   /** When the next rotation is due (epoch ms), if one is scheduled. */
   get nextRotation(): number | undefined {
     return this.rotationTimer.scheduledAt;

@@ -53,6 +53,7 @@ export class SdsSubsystem implements Subsystem {
   /** true when an external SDS (e.g. SPIRE) owns the workload socket and we serve files only */
   serveOnlyFiles = false;
   private server: SdsServer | undefined;
+  private caClient: CaClient | undefined;
   private readonly background = new AbortController();
   private readonly cwd: string;
 
@@ -72,6 +73,7 @@ export class SdsSubsystem implements Subsystem {
     const o = this.options;
     if (!o.disableEnvoy || o.ca.provider === 'local') await this.decideSocket();
     const caClient = o.fileMountedCerts || this.serveOnlyFiles ? undefined : await this.createCaClient();
+    this.caClient = caClient;
     if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
     this.secretManager = new SecretManager({
       ...(caClient ? { caClient } : {}),
@@ -191,6 +193,26 @@ export class SdsSubsystem implements Subsystem {
     sm.onSecretUpdate(() => fetchAll());
     fetchAll();
     await pending;
+  }
+
+  /**
+   * Istio's istio_agent_* security metrics (security spec §5), named without the prefix, for the
+   * status server's /stats/prometheus. Undefined values are not exported yet.
+   */
+  metrics(): Record<string, number | undefined> {
+    const sm = this.secretManager;
+    const m = sm?.metrics;
+    return {
+      cert_expiry_seconds: sm?.certExpirySeconds(),
+      outgoing_latency: m?.outgoingLatencyMs,
+      num_outgoing_requests: m?.outgoingRequests,
+      num_failed_outgoing_requests: m?.failedOutgoingRequests,
+      num_outgoing_retries: this.caClient instanceof CitadelClient ? this.caClient.retries : 0,
+      num_file_secret_failures_total: m?.fileSecretFailures,
+      num_file_watcher_failures_total: sm?.fileWatcherFailures,
+      pilot_total_xds_rejects: this.server?.metrics.rejects,
+      pilot_xds_expired_nonce: this.server?.metrics.expiredNonces,
+    };
   }
 
   async stop(): Promise<void> {

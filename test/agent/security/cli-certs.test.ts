@@ -17,6 +17,7 @@ t.test('CA_PROVIDER=local: a root created on first use, SDS served, OUTPUT_CERTS
   const run = async () => {
     const agent = spawnCli(['proxy', 'sidecar'], { env: wl.env, cwd: wl.cwd });
     await agent.waitFor(/workload certificate and root are ready/, 20_000);
+    await agent.waitFor(/SDS server for workload certificates started/, 20_000);
     const c = await SdsTestClient.connect(join(wl.cwd, 'var/run/secrets/workload-spiffe-uds/socket'));
     const r = await c.subscribe(['default']);
     c.close();

@@ -136,7 +136,7 @@ t.test('rotation: the open stream gets a new default before the old expires; CA 
   rca.ttlSeconds = 4;
   const wl = workloadFor(rca, { sa: 'rot', token: 't', env: { ECC_SIGNATURE_ALGORITHM: 'ECDSA', SECRET_GRACE_PERIOD_RATIO: '0.6', SECRET_GRACE_PERIOD_RATIO_JITTER: '0', OUTPUT_CERTS: 'out' } });
   mkdirSync(join(wl.cwd, 'out'));
-  await startAgent(t, wl);
+  const sds = await startAgent(t, wl);
   const c = await client(t, wl);
   const first = await c.subscribe(['default']);
   const firstChain = chainOf(first.secrets[0]!);
@@ -167,6 +167,11 @@ t.test('rotation: the open stream gets a new default before the old expires; CA 
   t.not(thirdChain, secondChain, 'renewed once the CA returned');
   t.ok(Date.now() < Date.parse(parseCertificate(secondChain).validTo), 'the served certificate never expired');
   await until(() => outChain() === thirdChain, 3000, 'OUTPUT_CERTS after recovery');
+  const m = sds.metrics();
+  t.ok(m.num_outgoing_requests! >= 3, 'CSRs counted');
+  t.ok(m.num_outgoing_retries! >= 1, 'the CA outage shows as retries');
+  t.ok(m.cert_expiry_seconds! > 0 && m.cert_expiry_seconds! <= 4);
+  t.equal(m.pilot_total_xds_rejects, 0);
 });
 
 t.test('missing token file and unreachable CA: clear log lines and retries, never a crash', async (t) => {
@@ -186,6 +191,10 @@ t.test('missing token file and unreachable CA: clear log lines and retries, neve
   await until(() => /failed to warm certificate default, retrying in \d+ ms/.test(readFileSync(logFile, 'utf8')), 5000, 'retry log line');
   t.match(readFileSync(logFile, 'utf8'), /failed to read token file .*istio-token.*sending no authorization header/);
   t.ok(sds.secretManager, 'still running');
+  const m = sds.metrics();
+  t.ok(m.num_failed_outgoing_requests! >= 1 && m.num_outgoing_requests! >= m.num_failed_outgoing_requests!, 'CSR failures counted');
+  t.ok(m.num_outgoing_retries! >= 4, 'UNAVAILABLE retried by the CA client');
+  t.equal(m.cert_expiry_seconds, undefined, 'no certificate, no expiry gauge');
 });
 
 t.test('file-mounted certificates are served and a replaced file reaches the stream', async (t) => {
