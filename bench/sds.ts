@@ -1,12 +1,13 @@
 // Workload certificates: cold time-to-first-`default` over SDS against the gRPC/TLS test CA on
-// loopback, RSA and ECDSA, side by side with the floor (bare key generation + CSR + the CA's
-// signing, in-process, no gRPC); and the agent's memory with 100 concurrent SDS streams.
+// loopback (in its own process, as istiod would be), RSA and ECDSA, side by side with the floor
+// (bare key generation + CSR + the CA's signing, in-process, no gRPC); and the agent's memory
+// with 100 concurrent SDS streams.
 //
 // "Cold" = every run builds a new SDS subsystem from the environment: empty cache, a new CA
 // client with its own TLS handshake, a new SDS server and socket, a new SDS client connection.
 // Modules are loaded by then; the first run in a fresh process (module and JIT warm-up) is
 // reported on its own line.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +16,7 @@ import { resolveAgentConfig } from '../agent/config/index.js';
 import { generateKeyAndCsr, SdsSubsystem } from '../agent/security/index.js';
 import { configureLogging } from '../lib/log.js';
 import { SdsTestClient } from '../test/support/sds-client.js';
-import { TestCaServer } from '../test/support/test-ca.js';
+import { CertificateAuthority } from '../agent/security/local-ca/index.js';
 import type { BenchResult } from './run.js';
 import { median, percentile } from './stats.js';
 
@@ -25,9 +26,32 @@ const RUNS = 50;
 type Algo = 'RSA' | 'ECDSA';
 const keyEnv: Record<Algo, Record<string, string>> = { RSA: {}, ECDSA: { ECC_SIGNATURE_ALGORITHM: 'ECDSA' } };
 
-async function timeToFirstDefault(ca: TestCaServer, algo: Algo): Promise<number> {
+interface CaProcess {
+  address: string;
+  rootPem: string;
+  stop(): void;
+}
+
+/** Starts test/support/test-ca-main.js and waits for its port. */
+async function startCaProcess(dir: string): Promise<CaProcess> {
+  const rootPath = join(dir, 'ca-root.pem');
+  const child = spawn(process.execPath, [resolve(root, 'dist/test/support/test-ca-main.js'), rootPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((res, rej) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /READY (\d+)/.exec(out);
+      if (m) res(Number(m[1]));
+    });
+    child.on('exit', () => rej(new Error('test CA exited')));
+  });
+  return { address: `localhost:${port}`, rootPem: readFileSync(rootPath, 'utf8'), stop: () => child.kill('SIGTERM') };
+}
+
+async function timeToFirstDefault(ca: CaProcess, algo: Algo): Promise<number> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-sds-'));
-  ca.writeServerRoot(join(cwd, 'var/run/secrets/istio/root-cert.pem'));
+  mkdirSync(join(cwd, 'var/run/secrets/istio'), { recursive: true });
+  writeFileSync(join(cwd, 'var/run/secrets/istio/root-cert.pem'), ca.rootPem);
   const env = { POD_NAMESPACE: 'bench', SERVICE_ACCOUNT: 'bench', CA_ADDR: ca.address, ...keyEnv[algo] };
   const config = resolveAgentConfig({ env, files: {}, interfaces: [], parseYaml: (s) => JSON.parse(s) }).config;
   const t0 = process.hrtime.bigint();
@@ -44,10 +68,10 @@ async function timeToFirstDefault(ca: TestCaServer, algo: Algo): Promise<number>
 }
 
 /** The floor: what any agent must spend — key, CSR, and the CA signing it (same libraries, in-process). */
-async function floor(ca: TestCaServer, algo: Algo): Promise<number> {
+async function floor(ca: CertificateAuthority, algo: Algo): Promise<number> {
   const t0 = process.hrtime.bigint();
   const kc = await generateKeyAndCsr({ eccSignatureAlgorithm: algo === 'ECDSA' ? 'ECDSA' : '', eccCurve: 'P256', rsaKeySize: 2048, pkcs8: false }, 'spiffe://cluster.local/ns/bench/sa/bench');
-  await ca.ca.sign(kc.csrPem, { ttlSeconds: 86400 });
+  await ca.sign(kc.csrPem, { ttlSeconds: 86400, verifyCsr: false });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -91,9 +115,10 @@ async function streamsRss(): Promise<{ before: number; after: number }> {
 
 export async function sdsBench(): Promise<BenchResult> {
   configureLogging({ outputLevels: 'none' });
-  const ca = await TestCaServer.start();
   const dir = mkdtempSync(join(tmpdir(), 'bench-'));
-  mkdirSync(dir, { recursive: true });
+  const ca = await startCaProcess(dir);
+  // The floor signs in-process with a CA of the same kind (ECDSA P-256 root, same library).
+  const floorCa = await CertificateAuthority.createRoot({ organization: 'cluster.local' });
   try {
     const firstT0 = process.hrtime.bigint();
     await timeToFirstDefault(ca, 'ECDSA');
@@ -103,7 +128,7 @@ export async function sdsBench(): Promise<BenchResult> {
       // Interleaved so machine noise hits every variant alike.
       for (const algo of ['RSA', 'ECDSA'] as const) {
         runs[`${algo} sds`]!.push(await timeToFirstDefault(ca, algo));
-        runs[`${algo} floor`]!.push(await floor(ca, algo));
+        runs[`${algo} floor`]!.push(await floor(floorCa, algo));
       }
     }
     const rss = await streamsRss();
@@ -127,7 +152,7 @@ export async function sdsBench(): Promise<BenchResult> {
       ],
     };
   } finally {
-    await ca.stop();
+    ca.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -72,10 +72,9 @@ export class CitadelClient implements CaClient {
     private readonly o: CitadelClientOptions,
   ) {}
 
-  /** Loads gRPC and the CA protos, and checks the root file once (the caller maps errors). */
+  /** Loads gRPC and the CA protos and starts connecting; a root file that is missing or holds no certificate throws RootCertError. */
   static async create(o: CitadelClientOptions): Promise<CitadelClient> {
     const [grpc, protos] = await Promise.all([import('@grpc/grpc-js'), loadCaProtos()]);
-    if (o.tls) await loadRootCert(o.tls.root);
     const ctor = grpc.makeGenericClientConstructor(protos.service, 'IstioCertificateService');
     const client = new CitadelClient(grpc, ctor, o);
     // Connect now (still non-blocking): the TLS handshake overlaps key generation and the CSR.
@@ -94,6 +93,9 @@ export class CitadelClient implements CaClient {
       'grpc.enable_retries': 0,
       // A private subchannel pool: a rebuilt client must really open a new connection.
       'grpc.use_local_subchannel_pool': 1,
+      // No DNS TXT lookup for a service config (grpc-go's default too): it costs a DNS round
+      // trip on every resolution, and nothing configures the CA connection that way.
+      'grpc.service_config_disable_resolution': 1,
     };
     let creds: grpcTypes.ChannelCredentials;
     if (this.o.tls) {

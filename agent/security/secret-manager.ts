@@ -40,8 +40,11 @@ export class UnknownResourceError extends Error {
 }
 
 export interface SecretManagerOptions {
-  /** undefined in file-mounted and files-only modes */
-  caClient?: CaClient;
+  /**
+   * undefined in file-mounted and files-only modes. May be a promise: the first CSR's key
+   * generation then overlaps the CA client's set-up.
+   */
+  caClient?: CaClient | Promise<CaClient>;
   workloadIdentity: string;
   ttlSeconds: number;
   graceRatio: number;
@@ -205,8 +208,8 @@ export class SecretManager {
 
   /** A new key + CSR signed by the CA, validated; caches it and schedules rotation. Under the lock. */
   private async fetchWorkloadItem(): Promise<WorkloadItem> {
-    const ca = this.o.caClient;
-    if (!ca) {
+    const caP = this.o.caClient;
+    if (!caP) {
       throw new Error(`no CA client (certificates are file-mounted) and no workload certificate files at ${this.o.certFiles.certChain} and ${this.o.certFiles.key}`);
     }
     const started = this.clock.now();
@@ -214,7 +217,7 @@ export class SecretManager {
     let chain: string[];
     let keyPem: string;
     try {
-      const kc = await generateKeyAndCsr(this.o.key, this.o.workloadIdentity);
+      const [kc, ca] = await Promise.all([generateKeyAndCsr(this.o.key, this.o.workloadIdentity), caP]);
       keyPem = kc.privateKeyPem;
       chain = await ca.csrSign(kc.csrPem, this.o.ttlSeconds);
       const extra = await ca.getRootCertBundle();
@@ -425,7 +428,7 @@ export class SecretManager {
     this.stopped.abort();
     this.rotationTimer.cancel();
     this.watcher.close();
-    this.o.caClient?.close();
+    void Promise.resolve(this.o.caClient).then((c) => c?.close(), () => {});
   }
 }
 

@@ -11,7 +11,7 @@ import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
 import { retryUntilSuccess } from './backoff.js';
 import { CitadelClient } from './ca-client.js';
-import { loadRootCert } from './credentials.js';
+import { RootCertError } from './credentials.js';
 import { securityOptions, type SecurityOptions } from './options.js';
 import { SecretManager } from './secret-manager.js';
 import type { SdsServer } from './sds-server.js';
@@ -54,6 +54,8 @@ export class SdsSubsystem implements Subsystem {
   serveOnlyFiles = false;
   private server: SdsServer | undefined;
   private caClient: CaClient | undefined;
+  /** The CA client could not be created: start-up fails with that error, so the pre-warm stays quiet. */
+  private caFailed = false;
   private readonly background = new AbortController();
   private readonly cwd: string;
 
@@ -70,11 +72,27 @@ export class SdsSubsystem implements Subsystem {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.startInOrder();
+    } catch (err) {
+      // A failed start is not stopped by the agent; release the socket and background work here.
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startInOrder(): Promise<void> {
     const o = this.options;
     if (!o.disableEnvoy || o.ca.provider === 'local') await this.decideSocket();
-    const caClient = o.fileMountedCerts || this.serveOnlyFiles ? undefined : await this.createCaClient();
-    this.caClient = caClient;
+    const needsCa = !o.fileMountedCerts && !this.serveOnlyFiles;
     if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
+    // The CA client is set up while the first key and CSR are generated; its errors (unknown
+    // provider, missing root) still fail start-up below.
+    const caClient = needsCa ? this.createCaClient() : undefined;
+    caClient?.then(
+      (c) => (this.caClient = c),
+      () => (this.caFailed = true),
+    );
     this.secretManager = new SecretManager({
       ...(caClient ? { caClient } : {}),
       workloadIdentity: o.workloadIdentity,
@@ -94,15 +112,16 @@ export class SdsSubsystem implements Subsystem {
     // development (`npm start` without an Envoy binary), where serving SDS anyway lets local
     // tools and a hand-started Envoy use it.
     if (o.disableEnvoy && o.ca.provider !== 'local') {
+      await caClient;
       void this.proxylessLoop();
       return;
     }
     // The pre-warm starts first so the CSR overlaps loading and binding the SDS server.
-    if (!o.fileMountedCerts && !this.serveOnlyFiles) void this.prewarm();
+    if (needsCa) void this.prewarm();
     const { SdsServer } = await import('./sds-server.js');
     const socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
     this.server = await SdsServer.create(this.secretManager, { socketPath, ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
-    await this.server.start();
+    await Promise.all([this.server.start(), caClient]);
   }
 
   /** Step 7b: is someone else (SPIRE) serving the workload socket? */
@@ -149,11 +168,6 @@ export class SdsSubsystem implements Subsystem {
         if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
         throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
       }
-      try {
-        await loadRootCert(root);
-      } catch (err) {
-        throw new Error(`failed to find root CA cert for CA: ${(err as Error).message}`);
-      }
       log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
     }
     const tls = ca.tls && ca.tls.root.kind !== 'error' ? { root: ca.tls.root, serverName: ca.tls.serverName, ...(ca.tls.clientCert ? { clientCert: ca.tls.clientCert } : {}) } : undefined;
@@ -166,6 +180,8 @@ export class SdsSubsystem implements Subsystem {
       headers: ca.headers,
       keepaliveMs: ca.keepaliveMs,
       keepaliveTimeoutMs: ca.keepaliveTimeoutMs,
+    }).catch((err: Error) => {
+      throw err instanceof RootCertError ? new Error(`failed to find root CA cert for CA: ${err.message}`) : err;
     });
   }
 
@@ -176,7 +192,9 @@ export class SdsSubsystem implements Subsystem {
       const ok = await retryUntilSuccess(
         () => sm.generateSecret(name),
         this.background.signal,
-        (err, wait) => log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`),
+        (err, wait) => {
+          if (!this.caFailed) log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`);
+        },
       );
       if (ok === undefined) return;
     }

@@ -144,7 +144,8 @@ export class TestCaServer {
     const signer = this.badChain ? this.other : this.ca;
     let chain: string[];
     try {
-      chain = await signer.sign(csr, { ttlSeconds: this.ttlSeconds ?? Number(req.validity_duration ?? 0), ...(this.identities ? { identities: this.identities } : {}) });
+      // Like Istio's mock CA, the CSR's self-signature is not checked (istiod does check it).
+      chain = await signer.sign(csr, { ttlSeconds: this.ttlSeconds ?? Number(req.validity_duration ?? 0), verifyCsr: false, ...(this.identities ? { identities: this.identities } : {}) });
     } catch (err) {
       throw { code: (err as { grpcCode?: number }).grpcCode ?? grpc.status.INTERNAL, details: (err as Error).message };
     }

@@ -29,6 +29,8 @@ function serialHex(): string {
 
 export interface SignOptions {
   ttlSeconds: number;
+  /** Check the CSR's self-signature (istiod does; Istio's mock CA does not). Default true. */
+  verifyCsr?: boolean;
   /** SANs to issue (istiod uses the authenticated identity); default: the CSR's URI SANs. */
   identities?: readonly string[];
   now?: number;
@@ -99,6 +101,13 @@ export class CertificateAuthority {
     return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm;
   }
 
+  private aki: Promise<InstanceType<X509Lib['AuthorityKeyIdentifierExtension']>> | undefined;
+
+  private authorityKeyId() {
+    this.aki ??= this.x509.AuthorityKeyIdentifierExtension.create(this.cert as never);
+    return this.aki;
+  }
+
   /** An intermediate CA signed by this one (tests use it for three-element chains). */
   async createIntermediate(organization: string): Promise<CertificateAuthority> {
     const x509 = this.x509;
@@ -135,7 +144,7 @@ export class CertificateAuthority {
     } catch (err) {
       throw new CaRequestError(`failed to parse CSR: ${(err as Error).message}`);
     }
-    if (!(await csr.verify())) throw new CaRequestError('CSR signature verification failed');
+    if (opts.verifyCsr !== false && !(await csr.verify())) throw new CaRequestError('CSR signature verification failed');
     let ttl = opts.ttlSeconds;
     if (ttl <= 0) ttl = DEFAULT_WORKLOAD_CERT_TTL_S;
     if (ttl > MAX_WORKLOAD_CERT_TTL_S) throw new CaRequestError(`requested TTL ${ttl}s is greater than the max allowed TTL ${MAX_WORKLOAD_CERT_TTL_S}s`);
@@ -159,7 +168,7 @@ export class CertificateAuthority {
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
         new x509.BasicConstraintsExtension(false, undefined, true),
-        await x509.AuthorityKeyIdentifierExtension.create(this.cert as never),
+        await this.authorityKeyId(),
         new x509.SubjectAlternativeNameExtension(
           ids.map((id) => (id.includes('://') ? { type: 'url' as const, value: id } : { type: 'dns' as const, value: id })),
           true,
