@@ -1,10 +1,12 @@
 // Which subsystems the agent runs, in start order (spec §5): DNS proxy, SDS, XDS proxy, gRPC
 // bootstrap, then Envoy. Each later issue adds its subsystem here.
+import { existsSync } from 'node:fs';
 import { scope } from '../lib/log.js';
+import type { BootstrapRuntime } from '../bootstrap/index.js';
 import type { ShutdownController, Subsystem } from './agent.js';
 import type { AgentConfig } from './config/index.js';
-import type { BootstrapRuntime } from '../bootstrap/index.js';
 import { envoySubsystem, type PrepareBootstrap } from './envoy.js';
+import type { SdsSubsystem } from './security/index.js';
 
 const log = scope('default');
 
@@ -17,21 +19,31 @@ export interface SubsystemDeps {
  * The bootstrap step Envoy starts with: bootstrap/ `writeBootstrap` picks the file (ProxyConfig
  * customConfigFile as written, generated: false; otherwise `<configPath>/envoy-rev.json`, generated:
  * true, deleted when Envoy exits; a custom template is one clear error). Imported when Envoy
- * starts, so `DISABLE_ENVOY` runs never load it.
+ * starts, so `DISABLE_ENVOY` runs never load it. The runtime facts come from the subsystems that
+ * started before Envoy (the SDS socket decision).
  */
-function bootstrapStep(config: AgentConfig, runtime: BootstrapRuntime = {}): PrepareBootstrap {
+function bootstrapStep(config: AgentConfig, sds: SdsSubsystem): PrepareBootstrap {
   return async () => {
-    const { writeBootstrap } = await import('../bootstrap/index.js');
+    const [{ writeBootstrap }, { CREDENTIAL_SOCKET_PATH, socketHealthy }] = await Promise.all([import('../bootstrap/index.js'), import('./security/index.js')]);
+    const runtime: BootstrapRuntime = {
+      customCredentialsFileExists: sds.serveOnlyFiles,
+      credentialSocketExists: existsSync(CREDENTIAL_SOCKET_PATH) && (await socketHealthy(CREDENTIAL_SOCKET_PATH)),
+    };
     return writeBootstrap(config, runtime);
   };
 }
 
 export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownController, deps: SubsystemDeps = {}): Promise<Subsystem[]> {
   const subsystems: Subsystem[] = [];
+  // 7b/7c: SDS socket decision, secret manager + CA client, SDS server (or the proxyless fetch
+  // loop). Constructing it validates the security options (step 3), so bad ones fail start-up.
+  const { SdsSubsystem } = await import('./security/subsystem.js');
+  const sds = new SdsSubsystem(config);
+  subsystems.push(sds);
   if (config.env.DISABLE_ENVOY) {
     log.info('DISABLE_ENVOY is set: the agent runs without Envoy');
   } else {
-    subsystems.push(envoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap ?? bootstrapStep(config) }));
+    subsystems.push(envoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap ?? bootstrapStep(config, sds) }));
   }
   return subsystems;
 }

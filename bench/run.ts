@@ -2,6 +2,7 @@
 // in one run (never compared against numbers from another machine or run).
 import { bootstrapBench } from './bootstrap.js';
 import { envoyBench } from './envoy.js';
+import { sdsBench } from './sds.js';
 import { startupBench } from './startup.js';
 
 export interface BenchResult {
@@ -11,7 +12,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench];
 
 for (const b of benches) {
   const r = await b();

@@ -56,8 +56,9 @@ export const agentEnv = {
   FILE_DEBOUNCE_DURATION: duration(100, 'Debounce for certificate file watches.', SEC),
   WORKLOAD_IDENTITY_SOCKET_FILE: str('socket', 'SDS socket file name under ./var/run/secrets/workload-spiffe-uds/ (bare name).', SEC),
   TOKEN_AUDIENCES: str('istio-ca', 'Accepted token audiences.', SEC),
-  KUBERNETES_SERVICE_HOST: str('', 'When non-empty, OUTPUT_CERTS files are mode 0644 instead of 0600.', SEC),
+  KUBERNETES_SERVICE_HOST: str('', 'When non-empty, OUTPUT_CERTS cert-chain.pem and root-cert.pem are mode 0644 instead of 0600 (key.pem stays 0600).', SEC),
   XDS_AUTH_PROVIDER: str('', 'Stored only; no effect.', SEC),
+  PILOT_ENABLE_CA_CRL: bool(true, 'Add the CRL file /var/run/secrets/istio/crl/ca-crl.pem (when it exists) to the SDS validation contexts.', SEC),
 
   // Envoy and lifecycle
   ENVOY_STATUS_PORT: int(15021, 'Envoy health listener port.', ENVOY),

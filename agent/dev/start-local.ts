@@ -37,8 +37,10 @@ const env: NodeJS.ProcessEnv = {
 };
 
 const args = [resolve(projectRoot, 'dist/agent/main.js'), 'proxy', 'sidecar', ...process.argv.slice(2)];
-// Without Envoy the agent itself says, in one line, that it runs without Envoy.
-process.stdout.write(`npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH'}); Ctrl-C stops it\n`);
+process.stdout.write(
+  `npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH'}); ` +
+    `SDS on ${join(workdir, 'var/run/secrets/workload-spiffe-uds/socket')}; Ctrl-C stops it\n`,
+);
 const child = spawn(process.execPath, args, { cwd: workdir, env, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => child.kill(sig));

@@ -7,7 +7,8 @@ import t from 'tap';
 import { parseProxyCommandLine } from '../../agent/cli.js';
 import { runCliToEnd, spawnCli } from '../support/cli.js';
 
-const baseEnv = { PATH: process.env.PATH, DISABLE_ENVOY: 'true' };
+// The embedded local CA lets the agent run without istiod (as `npm start` does).
+const baseEnv = { PATH: process.env.PATH, DISABLE_ENVOY: 'true', CA_PROVIDER: 'local' };
 
 t.test('flag forms: --flag=value, --flag value, bare bools, --bool=false, unknown flags ignored', async (t) => {
   const inv = await parseProxyCommandLine([

@@ -1,0 +1,242 @@
+// The agent's certificate subsystem, in Istio's start order (agent spec §5, steps 3 and 7b/7c):
+// security options (bad ones fail start-up), the SDS socket decision, the secret manager with
+// its CA client (istiod, or the embedded local CA with CA_PROVIDER=local), then the SDS server
+// on ./var/run/secrets/workload-spiffe-uds/socket with a background pre-warm of `default` and
+// `ROOTCA` (which also writes OUTPUT_CERTS). With DISABLE_ENVOY there is no SDS server: a
+// background loop fetches `default` then `ROOTCA` and refetches on every update.
+import { existsSync, statSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { scope } from '../../lib/log.js';
+import type { Subsystem } from '../agent.js';
+import type { AgentConfig } from '../config/index.js';
+import { retryUntilSuccess } from './backoff.js';
+import { CitadelClient } from './ca-client.js';
+import { RootCertError } from './credentials.js';
+import { securityOptions, type SecurityOptions } from './options.js';
+import { SecretManager } from './secret-manager.js';
+import type { SdsServer } from './sds-server.js';
+import { ROOT_CERT_RESOURCE, WORKLOAD_KEY_CERT_RESOURCE, type CaClient } from './types.js';
+
+const log = scope('security');
+
+export interface SdsSubsystemDeps {
+  /** Directory relative paths resolve against (default: the process working directory). */
+  cwd?: string;
+  /** Secret-manager knobs tests shorten (file retry window, renewal backoff). */
+  secretManager?: Partial<ConstructorParameters<typeof SecretManager>[0]>;
+}
+
+/** A unix socket someone answers gRPC on within `timeoutMs` (Istio dials with a 1 s timeout). */
+export async function socketHealthy(path: string, timeoutMs = 1000): Promise<boolean> {
+  const grpc = await import('@grpc/grpc-js');
+  const client = new grpc.Client(`unix:${path}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    return await new Promise<boolean>((resolve) => client.waitForReady(Date.now() + timeoutMs, (err) => resolve(!err)));
+  } finally {
+    client.close();
+  }
+}
+
+function isSocket(p: string): boolean {
+  try {
+    return statSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+export class SdsSubsystem implements Subsystem {
+  readonly name = 'sds';
+  readonly options: SecurityOptions;
+  /** Set once started: pushes, trust-bundle updates (PCDS) and metrics go through it. */
+  secretManager: SecretManager | undefined;
+  /** true when an external SDS (e.g. SPIRE) owns the workload socket and we serve files only */
+  serveOnlyFiles = false;
+  private server: SdsServer | undefined;
+  private caClient: CaClient | undefined;
+  /** The CA client could not be created: start-up fails with that error, so the pre-warm stays quiet. */
+  private caFailed = false;
+  private readonly background = new AbortController();
+  private readonly cwd: string;
+
+  /** Validates the security options now (agent spec §5 step 3): bad ones fail start-up. */
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly deps: SdsSubsystemDeps = {},
+  ) {
+    this.cwd = deps.cwd ?? process.cwd();
+    const { options, infos, warnings } = securityOptions(config, { cwd: this.cwd, fileExists: existsSync });
+    for (const w of warnings) log.warn(w);
+    for (const i of infos) log.info(i);
+    this.options = options;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.startInOrder();
+    } catch (err) {
+      // A failed start is not stopped by the agent; release the socket and background work here.
+      await this.stop();
+      throw err;
+    }
+  }
+
+  private async startInOrder(): Promise<void> {
+    const o = this.options;
+    if (!o.disableEnvoy || o.ca.provider === 'local') await this.decideSocket();
+    const needsCa = !o.fileMountedCerts && !this.serveOnlyFiles;
+    if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
+    // The CA client is set up while the first key and CSR are generated; its errors (unknown
+    // provider, missing root) still fail start-up below.
+    const caClient = needsCa ? this.createCaClient() : undefined;
+    caClient?.then(
+      (c) => (this.caClient = c),
+      () => (this.caFailed = true),
+    );
+    this.secretManager = new SecretManager({
+      ...(caClient ? { caClient } : {}),
+      workloadIdentity: o.workloadIdentity,
+      ttlSeconds: o.ttlSeconds,
+      graceRatio: o.graceRatio,
+      graceJitter: o.graceJitter,
+      key: o.key,
+      certFiles: o.certFiles,
+      useExistingCertFiles: o.useExistingCertFiles,
+      ...(o.outputDir ? { outputDir: o.outputDir } : {}),
+      outputCertMode: o.outputCertMode,
+      trustAnchors: o.trustAnchors,
+      fileDebounceMs: o.fileDebounceMs,
+      ...this.deps.secretManager,
+    });
+    // DISABLE_ENVOY (proxyless): Istio runs no SDS server. The embedded local CA is for
+    // development (`npm start` without an Envoy binary), where serving SDS anyway lets local
+    // tools and a hand-started Envoy use it.
+    if (o.disableEnvoy && o.ca.provider !== 'local') {
+      await caClient;
+      void this.proxylessLoop();
+      return;
+    }
+    // The pre-warm starts first so the CSR overlaps loading and binding the SDS server.
+    if (needsCa) void this.prewarm();
+    const { SdsServer } = await import('./sds-server.js');
+    const socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
+    this.server = await SdsServer.create(this.secretManager, { socketPath, ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
+    await Promise.all([this.server.start(), caClient]);
+  }
+
+  /** Step 7b: is someone else (SPIRE) serving the workload socket? */
+  private async decideSocket(): Promise<void> {
+    const o = this.options;
+    const path = o.workloadSocketPath;
+    if (existsSync(path)) {
+      if (isSocket(path) && (await socketHealthy(path))) {
+        log.info(`SDS socket found at ${path}: an external SDS server serves workload certificates; serving file certificates only on ${o.filesSocketPath}`);
+        this.serveOnlyFiles = true;
+        return;
+      }
+      log.info(`removing unhealthy SDS socket ${path}`);
+      try {
+        await unlink(path);
+      } catch (err) {
+        throw new Error(`failed to remove unhealthy SDS socket ${path}: ${(err as Error).message}`);
+      }
+    }
+    if (!o.workloadSocketIsDefault) {
+      throw new Error(`agent configured for non-default SDS socket path: ${path} but no socket found`);
+    }
+  }
+
+  /** Step 7c: the CA client for CA_PROVIDER (unknown providers fail start-up, as Istio's). */
+  private async createCaClient(): Promise<CaClient> {
+    const ca = this.options.ca;
+    if (ca.provider === 'local') {
+      const { loadOrCreateLocalCa, LocalCaClient } = await import('./local-ca/index.js');
+      log.info(`Using the embedded local CA (CA_PROVIDER=local) in ${ca.localCaDir}`);
+      return new LocalCaClient(await loadOrCreateLocalCa(ca.localCaDir, this.config.env.TRUST_DOMAIN));
+    }
+    if (ca.provider !== 'Citadel') throw new Error(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
+    if (!ca.tls) {
+      log.warn('Debug mode or IP-secure network');
+    } else if (ca.tls.root.kind === 'error') {
+      throw new Error(`failed to find root CA cert for CA: ${ca.tls.root.message}`);
+    } else if (ca.tls.root.kind === 'system') {
+      log.info(`Using CA ${ca.address} cert with system certs`);
+    } else {
+      const root = ca.tls.root;
+      if (!existsSync(root.path)) {
+        // Istio log-fatals here for the PROV_CERT root (exit 1) and returns an error otherwise.
+        if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
+        throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
+      }
+      log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
+    }
+    const tls = ca.tls && ca.tls.root.kind !== 'error' ? { root: ca.tls.root, serverName: ca.tls.serverName, ...(ca.tls.clientCert ? { clientCert: ca.tls.clientCert } : {}) } : undefined;
+    return CitadelClient.create({
+      address: ca.address,
+      ...(tls ? { tls } : {}),
+      ...(ca.tokenPath !== undefined ? { tokenPath: ca.tokenPath } : {}),
+      clusterId: ca.clusterId,
+      certSigner: ca.certSigner,
+      headers: ca.headers,
+      keepaliveMs: ca.keepaliveMs,
+      keepaliveTimeoutMs: ca.keepaliveTimeoutMs,
+    }).catch((err: Error) => {
+      throw err instanceof RootCertError ? new Error(`failed to find root CA cert for CA: ${err.message}`) : err;
+    });
+  }
+
+  /** Gets `default` then `ROOTCA` before Envoy asks, retrying forever with backoff. */
+  private async prewarm(): Promise<void> {
+    const sm = this.secretManager!;
+    for (const name of [WORKLOAD_KEY_CERT_RESOURCE, ROOT_CERT_RESOURCE]) {
+      const ok = await retryUntilSuccess(
+        () => sm.generateSecret(name),
+        this.background.signal,
+        (err, wait) => {
+          if (!this.caFailed) log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`);
+        },
+      );
+      if (ok === undefined) return;
+    }
+    log.info('workload certificate and root are ready');
+  }
+
+  /** DISABLE_ENVOY: fetch and keep fetching the certificates (they land in OUTPUT_CERTS). */
+  private async proxylessLoop(): Promise<void> {
+    const sm = this.secretManager!;
+    let pending = Promise.resolve();
+    const fetchAll = () => {
+      pending = pending.then(() => this.prewarm());
+    };
+    sm.onSecretUpdate(() => fetchAll());
+    fetchAll();
+    await pending;
+  }
+
+  /**
+   * Istio's istio_agent_* security metrics (security spec §5), named without the prefix, for the
+   * status server's /stats/prometheus. Undefined values are not exported yet.
+   */
+  metrics(): Record<string, number | undefined> {
+    const sm = this.secretManager;
+    const m = sm?.metrics;
+    return {
+      cert_expiry_seconds: sm?.certExpirySeconds(),
+      outgoing_latency: m?.outgoingLatencyMs,
+      num_outgoing_requests: m?.outgoingRequests,
+      num_failed_outgoing_requests: m?.failedOutgoingRequests,
+      num_outgoing_retries: this.caClient instanceof CitadelClient ? this.caClient.retries : 0,
+      num_file_secret_failures_total: m?.fileSecretFailures,
+      num_file_watcher_failures_total: sm?.fileWatcherFailures,
+      pilot_total_xds_rejects: this.server?.metrics.rejects,
+      pilot_xds_expired_nonce: this.server?.metrics.expiredNonces,
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.background.abort();
+    await this.server?.stop();
+    this.server = undefined;
+    this.secretManager?.close();
+  }
+}
