@@ -190,10 +190,8 @@ export class Applier {
         done.push(f);
         continue;
       }
-      const err = restoreError(f.backend, payload, r);
-      this.log.error(err.message);
       await this.rollback([...done, f], rollbackExtra);
-      throw err;
+      throw restoreError(f.backend, payload, r);
     }
   }
 
