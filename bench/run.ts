@@ -1,5 +1,6 @@
 // `npm run bench`: runs every benchmark and prints its table. Ratios are measured side by side
 // in one run (never compared against numbers from another machine or run).
+import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
 
 export interface BenchResult {
@@ -9,7 +10,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, iptablesBench];
 
 for (const b of benches) {
   const r = await b();

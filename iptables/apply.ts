@@ -96,27 +96,35 @@ export class Applier {
     return this.deps.exec(b.save, []);
   }
 
-  /** The whole rule step; returns once the rules are in place (or removed, for cleanup-only). */
+  private v4?: Backend;
+  private v6?: Backend;
+
+  /** The rule step; returns once the rules are in place (or removed, for cleanup-only). */
   async run(cfg: CaptureConfig, plan: CapturePlan): Promise<void> {
     const forced = this.opts.forceIptablesBinary;
-    const [r4, r6] = await Promise.allSettled([detectBackend(this.deps, 'v4', forced), detectBackend(this.deps, 'v6', forced)]);
+    // ip6tables is probed only when its state matters: IPv6 rules, or cleanup of any earlier ones.
+    // (The dry-run stub answers for free, and Istio's record shows its IPv6 read: QUIRK 14.)
+    const wantV6 = cfg.enableIPv6 || this.opts.cleanupOnly || this.deps.dryRun;
+    const [r4, r6] = await Promise.allSettled([detectBackend(this.deps, 'v4', forced), wantV6 ? detectBackend(this.deps, 'v6', forced) : Promise.resolve(undefined)]);
     if (r4.status === 'rejected') throw asApplyError(r4.reason);
-    const v4 = r4.value;
+    const v4 = (this.v4 = r4.value);
     let v6: Backend | undefined;
     if (r6.status === 'fulfilled') v6 = r6.value;
     else if (cfg.enableIPv6) throw asApplyError(r6.reason);
-    else this.log.warn(`IPv6 is off and ip6tables is not usable (${(r6.reason as Error).message}); continuing without it`);
+    else this.log.warn(`ip6tables is not usable (${(r6.reason as Error).message}); IPv6 rules are not cleaned up`);
+    this.v6 = v6;
     const flavour = v4.flavour === 'unknown' ? '' : ` (${v4.flavour}${v4.version ? ` ${v4.version}` : ''})`;
     this.log.info(`Using ${v4.cmd}${flavour}${v6 ? ` and ${v6.cmd}` : ''}`);
+    await this.rules(cfg, plan, v4, v6);
+  }
 
-    try {
-      await this.rules(cfg, plan, v4, v6);
-    } finally {
-      // The final dump is what `kubectl logs istio-init` shows; it runs even after a failure.
-      const dumps = [this.deps.exec(v4.save, [])];
-      if (cfg.enableIPv6 && v6) dumps.push(this.deps.exec(v6.save, []));
-      for (const d of await Promise.all(dumps)) if (d.code === 0 && d.stdout.trim()) this.log.info(d.stdout.trimEnd());
-    }
+  /**
+   * The final dump (spec §5.5): what `kubectl logs istio-init` shows. Runs after the rule step
+   * whether it succeeded or not; output is only logged.
+   */
+  async finalDump(cfg: CaptureConfig): Promise<void> {
+    const saves = [this.v4 && this.deps.exec(this.v4.save, []), cfg.enableIPv6 && this.v6 && this.deps.exec(this.v6.save, [])];
+    for (const d of await Promise.all(saves)) if (d && d.code === 0 && d.stdout.trim()) this.log.info(`Command output: \n${d.stdout.trimEnd()}`);
   }
 
   private async rules(cfg: CaptureConfig, plan: CapturePlan, v4: Backend, v6: Backend | undefined): Promise<void> {
@@ -180,19 +188,15 @@ export class Applier {
     return failed;
   }
 
+  /** One restore per family, all families at once; any failure rolls every family back. */
   private async apply(families: readonly FamilyRun[], rollbackExtra: readonly string[] = []): Promise<void> {
-    const done: FamilyRun[] = [];
-    for (const f of families) {
-      const payload = renderRestore(f.rules);
-      this.log.info(`Running iptables restore with: ${f.backend.restore} and the following input:\n${payload.trim()}`);
-      const r = await this.restore(f.backend, payload, true);
-      if (r.code === 0) {
-        done.push(f);
-        continue;
-      }
-      await this.rollback([...done, f], rollbackExtra);
-      throw restoreError(f.backend, payload, r);
-    }
+    const payloads = families.map((f) => renderRestore(f.rules));
+    families.forEach((f, i) => this.log.info(`Running iptables restore with: ${f.backend.restore} and the following input:\n${payloads[i]!.trim()}`));
+    const results = await Promise.all(families.map((f, i) => this.restore(f.backend, payloads[i]!, true)));
+    const failed = results.findIndex((r) => r.code !== 0);
+    if (failed < 0) return;
+    await this.rollback(families, rollbackExtra);
+    throw restoreError(families[failed]!.backend, payloads[failed]!, results[failed]!);
   }
 
   /** Puts every table the run touched back to its pre-run content. */

@@ -71,11 +71,23 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
         forceIptablesBinary: forced,
         ...(flags.cniMode && flags.networkNamespace ? { lockFile: flags.networkNamespace } : {}),
       });
-      await applier.run(cfg, plan);
-      const say = (m: string) => log.info(m);
-      if (flags.dryRun) log.info('skipping configuring routes due to dry run mode');
-      else if (flags.cleanupOnly) await removeRoutes(cfg, deps, say);
-      else await configureRoutes(cfg, deps, say);
+      let failure: unknown;
+      try {
+        await applier.run(cfg, plan);
+      } catch (err) {
+        failure = err;
+      }
+      // The final dump and the routes are independent; the dump is logged last.
+      const dump = applier.finalDump(cfg);
+      try {
+        if (failure) throw failure;
+        const say = (m: string) => log.info(m);
+        if (flags.dryRun) log.info('skipping configuring routes due to dry run mode');
+        else if (flags.cleanupOnly) await removeRoutes(cfg, deps, say);
+        else await configureRoutes(cfg, deps, say);
+      } finally {
+        await dump;
+      }
     }
     if (flags.runValidation) {
       const { validate } = await import('./validation.js');
