@@ -1,9 +1,17 @@
 #!/usr/bin/env node
 // `pilot-agent` executable. `pilot-agent istio-iptables …` (the istio-init container) is handed
-// to iptables/ before the agent's command tree (commander) is loaded.
+// to istio-iptables before the agent's command tree (commander) is loaded, and to its CommonJS
+// build (tsconfig.cjs.json), which starts several times faster than the ES module graph.
+import { createRequire } from 'node:module';
 import { istioIptablesArgs } from './dispatch.js';
 
 const args = process.argv.slice(2);
 const ipt = istioIptablesArgs(args);
-const code = ipt ? await (await import('../iptables/cli.js')).runIstioIptables(ipt) : await (await import('./cli.js')).runCli(args);
+let code: number;
+if (ipt) {
+  const { runIstioIptables } = createRequire(import.meta.url)('../cjs/iptables/cli.js') as typeof import('../iptables/cli.js');
+  code = await runIstioIptables(ipt);
+} else {
+  code = await (await import('./cli.js')).runCli(args);
+}
 process.exit(code);

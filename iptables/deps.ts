@@ -2,7 +2,8 @@
 // RealDependencies spawns them; DryRunRecorder runs nothing and records every call exactly as
 // Istio's stub does (spec §6), which is what --dry-run prints and the golden tests compare.
 import { spawn } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import type { Family } from './ruleset.js';
 
 export interface ExecResult {
   /** Exit status; 127 when the program could not be started. */
@@ -14,14 +15,30 @@ export interface ExecResult {
 export interface Dependencies {
   readonly dryRun: boolean;
   exec(bin: string, args: readonly string[], opts?: { stdin?: string; env?: NodeJS.ProcessEnv }): Promise<ExecResult>;
+  /**
+   * Legacy xtables tables that exist in this network namespace (/proc/net/ip{,6}_tables_names),
+   * or undefined when that cannot be read. Lets detection skip a legacy `-save` exec when
+   * legacy holds nothing.
+   */
+  legacyTables?(family: Family): string[] | undefined;
 }
 
 export class RealDependencies implements Dependencies {
   readonly dryRun = false;
+  // Copied once: spawn() walks the env object on every call, and process.env is slow to walk.
+  private readonly env: NodeJS.ProcessEnv = { ...process.env };
+
+  legacyTables(family: Family): string[] | undefined {
+    try {
+      return readFileSync(`/proc/net/${family === 'v4' ? 'ip' : 'ip6'}_tables_names`, 'utf8').split('\n').filter(Boolean);
+    } catch {
+      return undefined;
+    }
+  }
 
   exec(bin: string, args: readonly string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
     return new Promise((resolve) => {
-      const child = spawn(bin, args, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+      const child = spawn(bin, args, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? this.env });
       let stdout = '';
       let stderr = '';
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -89,13 +89,16 @@ export async function detectBackend(deps: Dependencies, family: Family, forced: 
   }
   const legacy = names(family, '-legacy');
   const nft = names(family, '-nft');
-  const [l, n] = await Promise.all([deps.exec(legacy.save, []), deps.exec(nft.save, [])]);
-  if (l.code === 0 && hasRules(l.stdout)) return backendFrom(deps, family, 'legacy', legacy, l);
+  // No legacy table in this namespace means no legacy rules: no need to run its save.
+  const legacyTables = deps.legacyTables?.(family);
+  const skipLegacy = legacyTables !== undefined && legacyTables.length === 0;
+  const [l, n] = await Promise.all([skipLegacy ? undefined : deps.exec(legacy.save, []), deps.exec(nft.save, [])]);
+  if (l && l.code === 0 && hasRules(l.stdout)) return backendFrom(deps, family, 'legacy', legacy, l);
   if (n.code === 0) return backendFrom(deps, family, 'nft', nft, n);
   const plain = names(family, '');
   const p = await deps.exec(plain.save, []);
   if (p.code === 0) return backendFrom(deps, family, 'unknown', plain, p);
   throw new DetectionError(
-    `no usable ${base(family)} binary: ${[describeFailure(legacy.save, l), describeFailure(nft.save, n), describeFailure(plain.save, p)].join('; ')}`,
+    `no usable ${base(family)} binary: ${[l && describeFailure(legacy.save, l), describeFailure(nft.save, n), describeFailure(plain.save, p)].filter(Boolean).join('; ')}`,
   );
 }

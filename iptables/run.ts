@@ -8,7 +8,6 @@ import { buildRules } from './capture.js';
 import { ConfigError, resolveCaptureConfig, type CaptureConfig, type Machine } from './config.js';
 import { DryRunRecorder, RealDependencies, type Dependencies } from './deps.js';
 import { describeFlags, parseCommandLine, usage, UsageError } from './flags.js';
-import { configureRoutes, removeRoutes, RouteError } from './routes.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -82,9 +81,14 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
       try {
         if (failure) throw failure;
         const say = (m: string) => log.info(m);
-        if (flags.dryRun) log.info('skipping configuring routes due to dry run mode');
-        else if (flags.cleanupOnly) await removeRoutes(cfg, deps, say);
-        else await configureRoutes(cfg, deps, say);
+        if (flags.dryRun) {
+          log.info('skipping configuring routes due to dry run mode');
+        } else if (cfg.enableIPv6 || cfg.interceptionMode === 'TPROXY') {
+          // Nothing to route for an IPv4 REDIRECT pod, the common case: not even loaded then.
+          const { configureRoutes, removeRoutes } = await import('./routes.js');
+          if (flags.cleanupOnly) await removeRoutes(cfg, deps, say);
+          else await configureRoutes(cfg, deps, say);
+        }
       } finally {
         await dump;
       }
@@ -99,7 +103,8 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof ApplyError || err instanceof RouteError) {
+    // Expected failures carry a message for a person; anything else also gets its stack.
+    if (err instanceof ConfigError || err instanceof ApplyError || (err instanceof Error && err.name === 'RouteError')) {
       log.error(err.message);
       return EXIT_FAILURE;
     }

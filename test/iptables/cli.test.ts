@@ -92,24 +92,30 @@ t.test('exit codes and error lines', async (t) => {
 });
 
 t.test('start-up is lean: no commander, YAML, HTTP or gRPC; validation loads only when asked', async (t) => {
+  // A preload that records every module either loader loads: CommonJS through Module._load,
+  // ES modules through a registered load hook.
   const logFile = join(dir, 'loaded');
   const hooks = join(dir, 'hooks.mjs');
   writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(logFile)}, url + '\\n'); return next(url, context); }\n`);
-  const register = join(dir, 'register.mjs');
-  writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+  const preload = join(dir, 'preload.cjs');
+  writeFileSync(
+    preload,
+    `const { appendFileSync } = require('node:fs');\nconst Module = require('node:module');\nModule.register(${JSON.stringify(pathToFileURL(hooks).href)});\n` +
+      `const load = Module._load;\nModule._load = function (request, parent, isMain) { const m = load.apply(this, arguments); try { appendFileSync(${JSON.stringify(logFile)}, Module._resolveFilename(request, parent, isMain) + '\\n'); } catch {} return m; };\n`,
+  );
   const loaded = async (bin: string, args: string[]) => {
     writeFileSync(logFile, '');
-    await run(process.execPath, ['--import', pathToFileURL(register).href, bin, ...args], { env: env() });
+    await run(process.execPath, ['--require', preload, bin, ...args], { env: env() });
     return readFileSync(logFile, 'utf8');
   };
   for (const [name, bin, args] of [
     ['istio-iptables', istioIptablesBin, [...INJECTED, '--dry-run']],
     ['pilot-agent istio-iptables', pilotAgentBin, ['istio-iptables', ...INJECTED, '--dry-run']],
   ] as const) {
-    const urls = await loaded(bin, [...args]);
-    t.match(urls, /iptables\/capture\.js/, `${name}: the hook saw the run`);
-    t.notMatch(urls, /node_modules\/(commander|yaml|undici|@grpc|prom-client|node-forge)\//, `${name}: no heavy dependency loaded`);
-    t.notMatch(urls, /iptables\/validation\.js/, `${name}: validator not loaded`);
-    t.notMatch(urls, /\/agent\/(cli|config|proxy-command)/, `${name}: nothing of the agent's command tree`);
+    const files = await loaded(bin, [...args]);
+    t.match(files, /dist\/cjs\/iptables\/capture\.js/, `${name}: runs the CommonJS build (and the preload saw it)`);
+    t.notMatch(files, /node_modules\/(commander|yaml|undici|@grpc|prom-client|node-forge)\//, `${name}: no heavy dependency loaded`);
+    t.notMatch(files, /iptables\/(validation|routes|index)\.js/, `${name}: validator, routes and the test surface not loaded`);
+    t.notMatch(files, /\/agent\/(cli|config|flags|proxy-command)/, `${name}: nothing of the agent's command tree`);
   }
 });
