@@ -91,8 +91,9 @@ export async function iptablesBench(): Promise<BenchResult> {
       const script = join(dir, `${seq}-per-rule.sh`);
       writeFileSync(script, `set -e\n${perRule.join('\n')}\n`);
       const envArgs = Object.entries(sc.env).map(([k, v]) => `${k}=${v}`);
-      // detection (legacy + nft save per family), one restore and one final save per family, `ip` for ::6
-      const ourExecs = String(4 + families.length * 2 + (sc.ipv6 ? 1 : 0));
+      // per family: nft save (detection + snapshot; legacy is skipped via /proc), restore, final
+      // save; plus `ip` for the ::6 address when IPv6 is on
+      const ourExecs = String(families.length * 3 + (sc.ipv6 ? 1 : 0));
       const variants: [string, string, string][] = [
         ['(a) istio-iptables', ourExecs, `exec env ${envArgs.join(' ')} ${sh(process.execPath)} ${sh(iptablesBin)} ${sc.args.map(sh).join(' ')} > /dev/null`],
         ['(a) pilot-agent istio-iptables', ourExecs, `exec env ${envArgs.join(' ')} ${sh(process.execPath)} ${sh(agentBin)} istio-iptables ${sc.args.map(sh).join(' ')} > /dev/null`],

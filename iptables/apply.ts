@@ -8,8 +8,7 @@
 import type { Scope } from '../lib/log.js';
 import { buildRules, type CapturePlan } from './capture.js';
 import type { CaptureConfig } from './config.js';
-import type { Dependencies, ExecResult } from './deps.js';
-import { detectBackend, DetectionError, type Backend } from './detect.js';
+import { DetectionError, type Backend, type Dependencies, type ExecResult } from './deps.js';
 import { payloadTables, renderChecks, renderRestore, renderUndo, type Family, type Rule } from './ruleset.js';
 import { expectedState, hasResidue, istioFootprint, parseSave, saveSections, structuralDelta, type SaveState } from './state.js';
 
@@ -17,7 +16,6 @@ export interface ApplyOptions {
   cleanupOnly: boolean;
   reconcile: boolean;
   forceApply: boolean;
-  forceIptablesBinary: '' | 'legacy' | 'nft';
   /** --cni-mode: a pod-scoped lock file (XTABLES_LOCKFILE) for legacy writes. */
   lockFile?: string;
 }
@@ -99,13 +97,12 @@ export class Applier {
   private v4?: Backend;
   private v6?: Backend;
 
-  /** The rule step; returns once the rules are in place (or removed, for cleanup-only). */
-  async run(cfg: CaptureConfig, plan: CapturePlan): Promise<void> {
-    const forced = this.opts.forceIptablesBinary;
-    // ip6tables is probed only when its state matters: IPv6 rules, or cleanup of any earlier ones.
-    // (The dry-run stub answers for free, and Istio's record shows its IPv6 read: QUIRK 14.)
-    const wantV6 = cfg.enableIPv6 || this.opts.cleanupOnly || this.deps.dryRun;
-    const [r4, r6] = await Promise.allSettled([detectBackend(this.deps, 'v4', forced), wantV6 ? detectBackend(this.deps, 'v6', forced) : Promise.resolve(undefined)]);
+  /**
+   * The rule step; returns once the rules are in place (or removed, for cleanup-only). The
+   * backends come as promises: the caller starts detection as early as it can.
+   */
+  async run(cfg: CaptureConfig, plan: CapturePlan, detectV4: Promise<Backend>, detectV6: Promise<Backend | undefined>): Promise<void> {
+    const [r4, r6] = await Promise.allSettled([detectV4, detectV6]);
     if (r4.status === 'rejected') throw asApplyError(r4.reason);
     const v4 = (this.v4 = r4.value);
     let v6: Backend | undefined;

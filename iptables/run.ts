@@ -1,12 +1,14 @@
 // One istio-iptables run (spec §1.6): parse, resolve, build, apply or record, routes, validation.
-// Everything outside (env, machine, which Dependencies) is passed in, so the CLI and the
-// conformance tests run this same function.
+// Everything outside (env, machine) is passed in, so the CLI and the conformance tests run this
+// same function.
+//
+// Start-up order matters for an init container: the first read of the tables (backend detection,
+// which is also the state snapshot) is spawned right after the flags are parsed, and the rest of
+// the program loads while it runs.
 import type { EnvSource } from '../lib/env.js';
 import { configureLogging, LogConfigError, scope } from '../lib/log.js';
-import { ApplyError, Applier } from './apply.js';
-import { buildRules } from './capture.js';
-import { ConfigError, resolveCaptureConfig, type CaptureConfig, type Machine } from './config.js';
-import { DryRunRecorder, RealDependencies, type Dependencies } from './deps.js';
+import type { CaptureConfig, Machine } from './config.js';
+import { detectBackend, DryRunRecorder, RealDependencies, type Backend } from './deps.js';
 import { describeFlags, parseCommandLine, usage, UsageError } from './flags.js';
 
 export const EXIT_OK = 0;
@@ -15,18 +17,25 @@ export const EXIT_VALIDATION_FAILED = 126;
 /** cobra's parse errors: pilot-agent exits with -1. */
 export const EXIT_USAGE = 255;
 
+/** Failures with a message for a person (logged as one line, exit 1). */
+const EXPECTED_FAILURES = new Set(['ConfigError', 'ApplyError', 'RouteError', 'DetectionError']);
+
 export interface RunHost {
   env: EnvSource;
   machine: Machine;
   stdout(s: string): void;
   stderr(s: string): void;
-  /** Defaults to RealDependencies, or a DryRunRecorder on DRY_RUN_FILE_PATH with --dry-run. */
-  dependencies?(dryRun: boolean): Dependencies;
 }
 
 function describeConfig(cfg: CaptureConfig): string {
   const rows = Object.entries(cfg).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`);
   return `Istio iptables variables:\n${rows.join('\n')}`;
+}
+
+/** A started promise that must not count as unhandled if the run ends before awaiting it. */
+function started<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
 }
 
 export async function runIptables(args: readonly string[], host: RunHost): Promise<number> {
@@ -50,29 +59,35 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
   for (const w of parsed.envWarnings) log.warn(w);
   for (const line of describeFlags(flags)) log.debug(line);
 
+  let forced = flags.forceIptablesBinary as '' | 'legacy' | 'nft';
+  if (flags.nativeNftables) forced = 'nft';
+  const deps = flags.dryRun ? new DryRunRecorder(host.env.DRY_RUN_FILE_PATH || undefined) : new RealDependencies();
+  const validForce = forced === '' || forced === 'legacy' || forced === 'nft';
+  const v4 = flags.skipRuleApply || !validForce ? undefined : started(detectBackend(deps, 'v4', forced));
+
   try {
+    const { resolveCaptureConfig } = await import('./config.js');
     const cfg = resolveCaptureConfig(flags, host.env, host.machine);
     log.info(describeConfig(cfg));
-    let forced = flags.forceIptablesBinary as '' | 'legacy' | 'nft';
-    if (flags.nativeNftables) {
-      log.warn('--native-nftables is not implemented by this istio-iptables; writing the same capture rules with iptables-nft instead');
-      forced = 'nft';
-    }
-    if (!flags.skipRuleApply) {
+    if (flags.nativeNftables) log.warn('--native-nftables is not implemented by this istio-iptables; writing the same capture rules with iptables-nft instead');
+    if (v4) {
+      // ip6tables is read only when its state matters: IPv6 rules, or cleanup of earlier ones.
+      // (The dry-run stub answers for free, and Istio's record shows its IPv6 read: QUIRK 14.)
+      const wantV6 = cfg.enableIPv6 || flags.cleanupOnly || flags.dryRun;
+      const v6: Promise<Backend | undefined> = wantV6 ? started(detectBackend(deps, 'v6', forced)) : Promise.resolve(undefined);
+      const [{ buildRules }, { Applier }] = await Promise.all([import('./capture.js'), import('./apply.js')]);
       const plan = buildRules(cfg);
       for (const w of plan.warnings) log.warn(w);
-      const deps = host.dependencies?.(flags.dryRun) ?? (flags.dryRun ? new DryRunRecorder(host.env.DRY_RUN_FILE_PATH || undefined) : new RealDependencies());
       if (flags.dryRun) log.info('running iptables in dry-run mode, no rule changes will be made');
       const applier = new Applier(deps, log, {
         cleanupOnly: flags.cleanupOnly,
         reconcile: flags.reconcile,
         forceApply: flags.forceApply,
-        forceIptablesBinary: forced,
         ...(flags.cniMode && flags.networkNamespace ? { lockFile: flags.networkNamespace } : {}),
       });
       let failure: unknown;
       try {
-        await applier.run(cfg, plan);
+        await applier.run(cfg, plan, v4, v6);
       } catch (err) {
         failure = err;
       }
@@ -103,8 +118,7 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
     }
     return EXIT_OK;
   } catch (err) {
-    // Expected failures carry a message for a person; anything else also gets its stack.
-    if (err instanceof ConfigError || err instanceof ApplyError || (err instanceof Error && err.name === 'RouteError')) {
+    if (err instanceof Error && EXPECTED_FAILURES.has(err.name)) {
       log.error(err.message);
       return EXIT_FAILURE;
     }
