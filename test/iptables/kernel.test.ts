@@ -200,15 +200,27 @@ for (const backend of BACKENDS) {
     ];
     if (backend === 'nft') cases.push(['iptables binary missing', ['-u', '1337'], /no usable iptables binary/]);
     const before = await allSaves(net);
-    for (const [name, args, want] of cases) {
-      const env: Record<string, string> = name === 'iptables binary missing' ? { PATH: '/nonexistent' } : {};
-      const r = await cli(net, args, env);
+    const check = async (name: string, n: PodNetwork, args: string[], env: Record<string, string>, want: RegExp, saved: string) => {
+      const r = await cli(n, args, env);
       t.not(r.code, 0, `${name}: non-zero exit`);
       const errors = r.stdout.split('\n').filter((l) => /\terror\t/.test(l));
       t.equal(errors.length, 1, `${name}: one error line`);
       t.match(errors[0] ?? '', want, `${name}: the error names the value`);
-      t.equal(await allSaves(net), before, `${name}: iptables-save unchanged`);
+      t.equal(await allSaves(n), saved, `${name}: iptables-save unchanged`);
+      return r;
+    };
+    for (const [name, args, want] of cases) {
+      const env: Record<string, string> = name === 'iptables binary missing' ? { PATH: '/nonexistent' } : {};
+      await check(name, net, args, env, want, before);
     }
+
+    // A dual-stack pod whose IPv6 payload fails after the IPv4 one was applied: IPv4 is rolled
+    // back too. (A server zoned to a missing interface passes Go's address parser, not ip6tables.)
+    const dual = await PodNetwork.create(`b${backend[0]}6`, { ipv6: true, resolvConf: `nameserver ${PEER4}\nnameserver fe80::1%nosuchif0\n` });
+    t.teardown(() => dual.cleanup());
+    await prepareBackend(dual, backend);
+    const r = await check('IPv6 payload rejected after IPv4 applied', dual, [...INJECTED, '--redirect-dns'], { ISTIO_DUAL_STACK: 'true' }, /ip6tables-\w+-restore --noflush failed.*fe80::1%nosuchif0/, await allSaves(dual));
+    t.match(r.stdout, new RegExp(`Rolled back iptables-${backend} tables nat, raw`), 'the applied IPv4 tables were rolled back');
   });
 
   tap.test(`${backend}: validation passes once the rules are in place (IPv4 and IPv6 pods)`, { skip }, async (t) => {

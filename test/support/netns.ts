@@ -8,7 +8,8 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export const PYTHON = '/usr/bin/python3';
+/** The system python3 (a version-manager shim on PATH would add its own start-up to every probe). */
+export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 /** Absolute, so a command run with a test PATH (e.g. without iptables) still enters the netns. */
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
