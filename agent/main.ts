@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `pilot-agent` executable. `pilot-agent istio-iptables …` (the istio-init container) is handed
-// to istio-iptables before the agent's command tree (commander) is loaded, and to its CommonJS
-// build (tsconfig.cjs.json), which starts several times faster than the ES module graph.
+// to istio-iptables before the agent's command tree (commander) is loaded, and to its one-file
+// CommonJS bundle (see package.json `build`), which starts much faster than the ES module graph.
 import { createRequire } from 'node:module';
 import { istioIptablesArgs } from './dispatch.js';
 
@@ -9,7 +9,7 @@ const args = process.argv.slice(2);
 const ipt = istioIptablesArgs(args);
 let code: number;
 if (ipt) {
-  const { runIstioIptables } = createRequire(import.meta.url)('../cjs/iptables/cli.js') as typeof import('../iptables/cli.js');
+  const { runIstioIptables } = createRequire(import.meta.url)('../bundle/istio-iptables-lib.cjs') as typeof import('../iptables/cli.js');
   code = await runIstioIptables(ipt);
 } else {
   code = await (await import('./cli.js')).runCli(args);

@@ -57,7 +57,7 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
   const log = scope('default');
   const { flags } = parsed;
   for (const w of parsed.envWarnings) log.warn(w);
-  for (const line of describeFlags(flags)) log.debug(line);
+  if (log.debugEnabled()) for (const line of describeFlags(flags)) log.debug(line);
 
   let forced = flags.forceIptablesBinary as '' | 'legacy' | 'nft';
   if (flags.nativeNftables) forced = 'nft';
