@@ -2,9 +2,9 @@
 // Everything outside (env, machine) is passed in, so the CLI and the conformance tests run this
 // same function.
 //
-// Start-up order matters for an init container: the first read of the tables (backend detection,
-// which is also the state snapshot) is spawned right after the flags are parsed, and the rest of
-// the program loads while it runs.
+// Start-up order matters for an init container: the first reads of the tables (backend
+// detection, which is also the state snapshot) are spawned as soon as the configuration is known,
+// and the rules are built while they run.
 import type { EnvSource } from '../lib/env.js';
 import { configureLogging, LogConfigError, scope } from '../lib/log.js';
 import type { CaptureConfig, Machine } from './config.js';
@@ -62,19 +62,19 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
   let forced = flags.forceIptablesBinary as '' | 'legacy' | 'nft';
   if (flags.nativeNftables) forced = 'nft';
   const deps = flags.dryRun ? new DryRunRecorder(host.env.DRY_RUN_FILE_PATH || undefined) : new RealDependencies();
-  const validForce = forced === '' || forced === 'legacy' || forced === 'nft';
-  const v4 = flags.skipRuleApply || !validForce ? undefined : started(detectBackend(deps, 'v4', forced));
 
   try {
     const { resolveCaptureConfig } = await import('./config.js');
     const cfg = resolveCaptureConfig(flags, host.env, host.machine);
+    // Both families' tables are read now, while the rest of the run is prepared. ip6tables is
+    // read only when its state matters: IPv6 rules, or cleanup of earlier ones. (The dry-run stub
+    // answers for free, and Istio's record shows its IPv6 read: QUIRK 14.)
+    const v4 = flags.skipRuleApply ? undefined : started(detectBackend(deps, 'v4', forced));
+    const wantV6 = cfg.enableIPv6 || flags.cleanupOnly || flags.dryRun;
+    const v6: Promise<Backend | undefined> = v4 && wantV6 ? started(detectBackend(deps, 'v6', forced)) : Promise.resolve(undefined);
     log.info(describeConfig(cfg));
     if (flags.nativeNftables) log.warn('--native-nftables is not implemented by this istio-iptables; writing the same capture rules with iptables-nft instead');
     if (v4) {
-      // ip6tables is read only when its state matters: IPv6 rules, or cleanup of earlier ones.
-      // (The dry-run stub answers for free, and Istio's record shows its IPv6 read: QUIRK 14.)
-      const wantV6 = cfg.enableIPv6 || flags.cleanupOnly || flags.dryRun;
-      const v6: Promise<Backend | undefined> = wantV6 ? started(detectBackend(deps, 'v6', forced)) : Promise.resolve(undefined);
       const [{ buildRules }, { Applier }] = await Promise.all([import('./capture.js'), import('./apply.js')]);
       const plan = buildRules(cfg);
       for (const w of plan.warnings) log.warn(w);
