@@ -70,7 +70,7 @@ export class Applier {
   }
 
   private writeEnv(b: Backend): NodeJS.ProcessEnv | undefined {
-    // Istio's CNI mode: the pod-scoped lock file is the child's only environment variable.
+    // Istio's CNI mode: a pod-scoped lock file instead of the host's /run/xtables.lock.
     if (!b.lock || !this.opts.lockFile) return undefined;
     return { XTABLES_LOCKFILE: this.opts.lockFile };
   }

@@ -43,7 +43,7 @@ export class RealDependencies implements Dependencies {
 
   exec(bin: string, args: readonly string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<ExecResult> {
     return new Promise((resolve) => {
-      const child = spawn(bin, args, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ?? this.env });
+      const child = spawn(bin, args, { stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: opts.env ? { ...this.env, ...opts.env } : this.env });
       let stdout = '';
       let stderr = '';
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));

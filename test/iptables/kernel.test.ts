@@ -2,6 +2,9 @@
 // "pod" network namespace joined to a "peer" namespace by a veth pair, and real TCP/UDP traffic
 // (from processes running as the app, as uid 1337 and as gid 1337) shows where each connection
 // lands and which original destination the listener reads with SO_ORIGINAL_DST.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import tap from 'tap';
 import { EXTRA4, EXTRA6, PEER4, PEER6, POD4, POD6, PodNetwork, privilegedSkipReason, type ExecOutput } from '../support/netns.js';
 import { probe, serve } from '../support/netprobe.js';
@@ -247,4 +250,17 @@ tap.test('validation without the rules exits 126 after the probe timeout (IPv4 a
     t.ok(Date.now() - started >= 1000, `${family}: waited for --probe-timeout`);
     t.match(r.stdout, /\terror\tvalidation timeout\niptables validation failed; workload is not ready for Istio\./);
   }
+});
+
+tap.test('legacy with --cni-mode: writes take the pod-scoped lock file (XTABLES_LOCKFILE)', { skip }, async (t) => {
+  const net = await PodNetwork.create('cni');
+  t.teardown(() => net.cleanup());
+  const dir = mkdtempSync(join(tmpdir(), 'ipt-cni-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const lock = join(dir, 'netns-lock');
+  const r = await cli(net, [...INJECTED, '--cni-mode', `--network-namespace=${lock}`, '--force-iptables-binary=legacy']);
+  exits(t, r, 0, 'apply');
+  t.match(r.stdout, /Using iptables-legacy \(legacy/);
+  t.ok(existsSync(lock), 'iptables-legacy locked the --network-namespace path');
+  t.match((await net.exec('pod', 'iptables-legacy-save', [])).stdout, /-A OUTPUT -j ISTIO_OUTPUT/);
 });
