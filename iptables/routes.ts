@@ -3,6 +3,7 @@
 // Unlike Istio, a re-run does not stack duplicate policy rules, and --cleanup-only removes the
 // TPROXY rule and route instead of adding them (see README).
 import type { CaptureConfig } from './config.js';
+import { readFileSync } from 'node:fs';
 import type { Dependencies } from './deps.js';
 
 export class RouteError extends Error {
@@ -27,11 +28,36 @@ async function ip(deps: Dependencies, args: string[]): Promise<void> {
   if (r.code !== 0) throw new RouteError(`failed to configure routes: ip ${args.join(' ')}: exit status ${r.code}: ${r.stderr.trim()}`);
 }
 
-export async function configureRoutes(cfg: CaptureConfig, deps: Dependencies, log: (msg: string) => void): Promise<void> {
+/** Whether lo already carries ::6 (/proc/net/if_inet6 lists it as 32 hex digits, then lo). */
+function hasPassthroughAddress(): boolean {
+  try {
+    return /^0{31}6 .* lo$/m.test(readFileSync('/proc/net/if_inet6', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+export type PassthroughAddress = Promise<'present' | 'added'>;
+
+/**
+ * Adds the ::6 inbound-passthrough source to lo. It does not depend on the rules, so the caller
+ * starts it while they are applied, and drops it again (dropPassthroughAddress) if they fail.
+ */
+export function addPassthroughAddress(deps: Dependencies): PassthroughAddress {
+  if (hasPassthroughAddress()) return Promise.resolve('present');
+  // `replace` is `add` that tolerates an existing address (Istio ignores "file exists").
+  return ip(deps, ['-6', 'addr', 'replace', '::6/128', 'dev', 'lo']).then(() => 'added');
+}
+
+/** Undoes addPassthroughAddress after a failed rule step, if this run added the address. */
+export async function dropPassthroughAddress(deps: Dependencies, address: PassthroughAddress): Promise<void> {
+  if ((await address.catch(() => 'present')) === 'added') await deps.exec('ip', ['-6', 'addr', 'del', '::6/128', 'dev', 'lo']);
+}
+
+export async function configureRoutes(cfg: CaptureConfig, deps: Dependencies, log: (msg: string) => void, address?: PassthroughAddress): Promise<void> {
   const routing = tproxyRouting(cfg);
   if (cfg.enableIPv6) {
-    // `replace` is `add` that tolerates an existing address (Istio ignores "file exists").
-    await ip(deps, ['-6', 'addr', 'replace', '::6/128', 'dev', 'lo']);
+    await (address ?? addPassthroughAddress(deps));
     log('Added ::6 address');
   }
   if (!routing) return;

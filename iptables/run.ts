@@ -85,11 +85,15 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
         forceApply: flags.forceApply,
         ...(flags.cniMode && flags.networkNamespace ? { lockFile: flags.networkNamespace } : {}),
       });
+      // The ::6 address (IPv6 pods) is independent of the rules: added meanwhile, dropped on failure.
+      const routes = !flags.dryRun && (cfg.enableIPv6 || cfg.interceptionMode === 'TPROXY') ? await import('./routes.js') : undefined;
+      const address = routes && cfg.enableIPv6 && !flags.cleanupOnly ? started(routes.addPassthroughAddress(deps)) : undefined;
       let failure: unknown;
       try {
         await applier.run(cfg, plan, v4, v6);
       } catch (err) {
         failure = err;
+        if (routes && address) await routes.dropPassthroughAddress(deps, address);
       }
       // The final dump and the routes are independent; the dump is logged last.
       const dump = applier.finalDump(cfg);
@@ -98,11 +102,10 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
         const say = (m: string) => log.info(m);
         if (flags.dryRun) {
           log.info('skipping configuring routes due to dry run mode');
-        } else if (cfg.enableIPv6 || cfg.interceptionMode === 'TPROXY') {
-          // Nothing to route for an IPv4 REDIRECT pod, the common case: not even loaded then.
-          const { configureRoutes, removeRoutes } = await import('./routes.js');
-          if (flags.cleanupOnly) await removeRoutes(cfg, deps, say);
-          else await configureRoutes(cfg, deps, say);
+        } else if (routes) {
+          // (Nothing to route for an IPv4 REDIRECT pod, the common case: not even loaded then.)
+          if (flags.cleanupOnly) await routes.removeRoutes(cfg, deps, say);
+          else await routes.configureRoutes(cfg, deps, say, address);
         }
       } finally {
         await dump;

@@ -94,6 +94,7 @@ for (const backend of BACKENDS) {
       ['IPv6', PEER6, EXTRA6, POD6, '::6'],
     ] as const) {
       const show = (h: string, p: number) => (fam === 'IPv6' ? `\\[${h}\\]:${p}` : `${h.replace(/\./g, '\\.')}:${p}`);
+      if (fam === 'IPv6') t.match((await net.exec('pod', 'ip', ['-6', 'addr', 'show', 'dev', 'lo'])).stdout, /inet6 ::6\/128/, 'IPv6: ::6 is on lo');
       // Outbound from the app reaches 15001 and the original destination is recoverable.
       t.match(await probe(net, 'pod', peer, 8080, APP), new RegExp(`^pod 15001 orig=${show(peer, 8080)} `), `${fam}: app outbound → 15001, SO_ORIGINAL_DST = peer:8080`);
       t.match(await probe(net, 'pod', peer, 8080, PROXY_UID), /^peer 8080 /, `${fam}: uid 1337 reaches the real destination`);
@@ -224,6 +225,7 @@ for (const backend of BACKENDS) {
     await prepareBackend(dual, backend);
     const r = await check('IPv6 payload rejected after IPv4 applied', dual, [...INJECTED, '--redirect-dns'], { ISTIO_DUAL_STACK: 'true' }, /ip6tables-\w+-restore --noflush failed.*fe80::1%nosuchif0/, await allSaves(dual));
     t.match(r.stdout, new RegExp(`Rolled back iptables-${backend} tables nat, raw`), 'the applied IPv4 tables were rolled back');
+    t.notMatch((await dual.exec('pod', 'ip', ['-6', 'addr', 'show', 'dev', 'lo'])).stdout, /inet6 ::6\//, 'the ::6 address added meanwhile is removed again');
   });
 
   tap.test(`${backend}: validation passes once the rules are in place (IPv4 and IPv6 pods)`, { skip }, async (t) => {
