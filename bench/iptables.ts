@@ -70,7 +70,7 @@ export async function iptablesBench(): Promise<BenchResult> {
     return { title: 'istio-iptables (skipped)', rows: [['note'], ['needs root: every run uses a fresh network namespace']] };
   }
   const dir = mkdtempSync(join(tmpdir(), 'bench-ipt-'));
-  const n = Number(process.env.BENCH_IPTABLES_RUNS ?? 15);
+  const n = Number(process.env.BENCH_IPTABLES_RUNS ?? 25);
   const rows: string[][] = [['scenario', 'variant', 'execs', 'p50 ms', 'p90 ms', 'p50 / (b)']];
   const notes: string[] = [];
   try {
