@@ -59,6 +59,10 @@ function oneLine(text: string): string {
 }
 
 export class Applier {
+  /** The detected backends, kept for the final dump. */
+  private v4?: Backend;
+  private v6?: Backend;
+
   constructor(
     private readonly deps: Dependencies,
     private readonly log: Scope,
@@ -93,9 +97,6 @@ export class Applier {
     }
     return this.deps.exec(b.save, []);
   }
-
-  private v4?: Backend;
-  private v6?: Backend;
 
   /**
    * The rule step; returns once the rules are in place (or removed, for cleanup-only). The
