@@ -4,15 +4,13 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { parseGoInt } from '../lib/goparse.js';
 import { configureLogging, FatalError, LogConfigError, scope, type LogOptions } from '../lib/log.js';
 import type { ProxyFlags } from './config/index.js';
+import { istioIptablesArgs } from './dispatch.js';
 import { describeFlags, FlagError, normalizeArgv } from './flags.js';
 
 const log = scope('default');
 
 export const EXIT_ERROR = 255; // Go os.Exit(-1)
 export const EXIT_FATAL = 1;
-
-/** Global flags that take a value, so the istio-iptables fast path can skip over them. */
-const GLOBAL_VALUE_FLAGS = ['--log_target', '--log_output_level', '--log_stacktrace_level', '--log_caller', '--vklog'];
 
 function goInt(flag: string) {
   return (v: string): number => {
@@ -27,20 +25,6 @@ const DEFAULT_LOG_TARGETS: string[] = ['stdout'];
 function boolFlag(cmd: Command, name: string, description: string, dflt: boolean): void {
   cmd.addOption(new Option(`--${name}`, description).default(dflt));
   cmd.addOption(new Option(`--no-${name}`).hideHelp());
-}
-
-/** First positional argument, skipping global flags (and their values). */
-function firstPositional(args: readonly string[]): number {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--') return i + 1 < args.length ? i + 1 : -1;
-    if (a.startsWith('-')) {
-      if (!a.includes('=') && GLOBAL_VALUE_FLAGS.includes(a)) i++;
-      continue;
-    }
-    return i;
-  }
-  return -1;
 }
 
 function logOptionsFrom(root: Command): LogOptions {
@@ -210,11 +194,10 @@ const defaultIo: CliIo = { stderr: (s) => void process.stderr.write(s) };
 
 /** Runs the CLI with argv (without node and script) and returns the exit status. */
 export async function runCli(args: readonly string[], io: CliIo = defaultIo): Promise<number> {
-  const at = firstPositional(args);
-  if (at >= 0 && args[at] === 'istio-iptables') {
-    // Hand over before loading commander: istio-init's start-up should stay lean.
+  const ipt = istioIptablesArgs(args);
+  if (ipt) {
     const { runIstioIptables } = await import('../iptables/cli.js');
-    return runIstioIptables([...args.slice(0, at), ...args.slice(at + 1)]);
+    return runIstioIptables(ipt);
   }
   let code = 0;
   const program = buildProgram((c) => (code = c));

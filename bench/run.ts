@@ -3,6 +3,7 @@
 import { bootstrapBench } from './bootstrap.js';
 import { envoyBench } from './envoy.js';
 import { sdsBench } from './sds.js';
+import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
 
 export interface BenchResult {
@@ -12,7 +13,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, iptablesBench];
 
 for (const b of benches) {
   const r = await b();

@@ -10,7 +10,11 @@ export const ENV_TABLE_END = '<!-- env-table:end -->';
 
 /** Registries documented in the README, in order: the agent's, then other programs' as they land. */
 export async function documentedRegistries(): Promise<[string, EnvDefs][]> {
-  return [['pilot-agent proxy', agentEnv]];
+  const { iptablesEnv } = await import('../../iptables/env.js');
+  return [
+    ['pilot-agent proxy', agentEnv],
+    ['istio-iptables', iptablesEnv],
+  ];
 }
 
 export async function envTablesMarkdown(): Promise<string> {

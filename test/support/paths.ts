@@ -8,4 +8,5 @@ export const projectRoot = resolve(fileURLToPath(new URL('.', import.meta.url)),
 export const conformanceRoot = resolve(projectRoot, '../shared/conformance');
 export const injectionDir = process.env.INJECTION_DIR ?? resolve(conformanceRoot, 'injection');
 export const pilotAgentBin = resolve(projectRoot, 'dist/agent/main.js');
-export const istioIptablesBin = resolve(projectRoot, 'dist/iptables/main.js');
+/** The shipped `istio-iptables` bin: the CommonJS bundle (package.json `build`). */
+export const istioIptablesBin = resolve(projectRoot, 'dist/bundle/istio-iptables.cjs');
