@@ -16,6 +16,12 @@ export interface Subsystem {
   stop(): Promise<void>;
   /** Resolves if the subsystem ends by itself, which ends the agent (Envoy exiting). */
   readonly done?: Promise<void>;
+  /**
+   * Called once every subsystem has started (Envoy spawned): work that can wait until then —
+   * loading gRPC and protos, connecting to the CA — runs here, so it never delays Envoy's exec.
+   * Must not throw; failures end the agent through `done`.
+   */
+  afterStart?(): void;
 }
 
 /**
@@ -80,6 +86,7 @@ export class Agent {
         await s.start(shutdown);
         this.started.push(s);
       }
+      if (!shutdown.aborted) for (const s of this.started) s.afterStart?.();
       const ended = this.started.filter((s) => s.done).map((s) => s.done!.then(() => s.name));
       const aborted = new Promise<string>((resolve) => {
         if (shutdown.aborted) resolve('shutdown');

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { scope } from '../lib/log.js';
 import type { BootstrapRuntime } from '../bootstrap/index.js';
+import { checkEnvoyBinary } from '../envoy/index.js';
 import type { ShutdownController, Subsystem } from './agent.js';
 import type { AgentConfig } from './config/index.js';
 import { envoySubsystem, type PrepareBootstrap } from './envoy.js';
@@ -13,6 +14,8 @@ const log = scope('default');
 export interface SubsystemDeps {
   /** Overrides how the Envoy bootstrap file is produced (tests). */
   prepareBootstrap?: PrepareBootstrap;
+  /** `false` leaves the SDS subsystem out (tests of the Envoy lifecycle alone). */
+  sds?: false;
 }
 
 /**
@@ -22,11 +25,11 @@ export interface SubsystemDeps {
  * starts, so `DISABLE_ENVOY` runs never load it. The runtime facts come from the subsystems that
  * started before Envoy (the SDS socket decision).
  */
-function bootstrapStep(config: AgentConfig, sds: SdsSubsystem): PrepareBootstrap {
+function bootstrapStep(config: AgentConfig, sds: SdsSubsystem | undefined): PrepareBootstrap {
   return async () => {
     const [{ writeBootstrap }, { CREDENTIAL_SOCKET_PATH, socketHealthy }] = await Promise.all([import('../bootstrap/index.js'), import('./security/index.js')]);
     const runtime: BootstrapRuntime = {
-      customCredentialsFileExists: sds.serveOnlyFiles,
+      customCredentialsFileExists: sds?.serveOnlyFiles ?? false,
       credentialSocketExists: existsSync(CREDENTIAL_SOCKET_PATH) && (await socketHealthy(CREDENTIAL_SOCKET_PATH)),
     };
     return writeBootstrap(config, runtime);
@@ -35,11 +38,16 @@ function bootstrapStep(config: AgentConfig, sds: SdsSubsystem): PrepareBootstrap
 
 export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownController, deps: SubsystemDeps = {}): Promise<Subsystem[]> {
   const subsystems: Subsystem[] = [];
+  // A bad binaryPath fails start-up before any subsystem creates a socket or a file.
+  if (!config.env.DISABLE_ENVOY) await checkEnvoyBinary(config.proxyConfig.binaryPath, config.environ.PATH);
   // 7b/7c: SDS socket decision, secret manager + CA client, SDS server (or the proxyless fetch
   // loop). Constructing it validates the security options (step 3), so bad ones fail start-up.
-  const { SdsSubsystem } = await import('./security/subsystem.js');
-  const sds = new SdsSubsystem(config);
-  subsystems.push(sds);
+  let sds: SdsSubsystem | undefined;
+  if (deps.sds !== false) {
+    const { SdsSubsystem } = await import('./security/subsystem.js');
+    sds = new SdsSubsystem(config);
+    subsystems.push(sds);
+  }
   if (config.env.DISABLE_ENVOY) {
     log.info('DISABLE_ENVOY is set: the agent runs without Envoy');
   } else {

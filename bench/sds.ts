@@ -57,6 +57,7 @@ async function timeToFirstDefault(ca: CaProcess, algo: Algo): Promise<number> {
   const t0 = process.hrtime.bigint();
   const sds = new SdsSubsystem(config, { cwd });
   await sds.start();
+  sds.afterStart(); // as the agent does once Envoy is spawned
   const c = await SdsTestClient.connect(join(cwd, 'var/run/secrets/workload-spiffe-uds/socket'));
   c.send({ type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', resource_names: ['default'], node: { id: 'sidecar~127.0.0.1~bench.bench~bench.svc.cluster.local' } });
   await c.next();

@@ -3,7 +3,7 @@
 // server name, client certificate, bearer token, extra headers).
 export { SdsSubsystem, socketHealthy, type SdsSubsystemDeps } from './subsystem.js';
 export { SecretManager, UnknownResourceError, OS_CA_BUNDLES, type SecretManagerOptions, type SecretManagerMetrics } from './secret-manager.js';
-export { SdsServer, toEnvoySecret, prepareUdsPath, type SecretSource, type SdsServerOptions, type SdsMetrics } from './sds-server.js';
+export { SdsServer, toEnvoySecret, type SecretSource, type SdsServerOptions, type SdsMetrics } from './sds-server.js';
 export { SdsConnection, StreamError, rfc3339Local, nextVersion } from './sds-stream.js';
 export { CitadelClient, CaCallError, goStatusText, type CitadelClientOptions } from './ca-client.js';
 export {

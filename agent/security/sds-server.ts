@@ -2,10 +2,9 @@
 // (security spec §1). StreamSecrets only (Delta/Fetch answer UNIMPLEMENTED), one SdsConnection
 // per stream, pushes fanned out to every stream and sent only where the name is watched.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type * as grpcTypes from '@grpc/grpc-js';
 import { scope } from '../../lib/log.js';
+import { UdsListener } from '../uds.js';
 import { sleep } from './backoff.js';
 import { encodeMessage, loadSdsProtos, type DiscoveryRequest, type DiscoveryResponse, type SdsProtos } from './protos.js';
 import { SdsConnection, StreamError } from './sds-stream.js';
@@ -23,6 +22,11 @@ export interface SecretSource {
 export interface SdsServerOptions {
   /** Absolute socket path. */
   socketPath: string;
+  /**
+   * A listener already bound to socketPath (the agent binds it before gRPC loads so Envoy can
+   * start at once); when absent the server binds the socket itself.
+   */
+  listener?: UdsListener;
   /** CRL file added to validation contexts when it exists. */
   crlPath?: string;
 }
@@ -50,26 +54,9 @@ export function toEnvoySecret(item: SecretItem, crlPath?: string): Record<string
   return { name: item.resourceName, validation_context: vc };
 }
 
-/**
- * UDS listener set-up as Istio's pkg/uds: remove a stale file, `mkdir -p` the parent with 0750
- * (a failure is only a warning), listen, chmod the socket 0666 (no authentication: any local
- * process that reaches it can read the workload key — the same as Istio).
- */
-export async function prepareUdsPath(path: string): Promise<void> {
-  try {
-    await unlink(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`failed to remove unix://${path}: ${(err as Error).message}`);
-  }
-  try {
-    await mkdir(dirname(path), { recursive: true, mode: 0o750 });
-  } catch (err) {
-    log.warn(`failed to create directory for ${path}: ${(err as Error).message}`);
-  }
-}
-
 export class SdsServer {
   private server: grpcTypes.Server | undefined;
+  private listener: UdsListener | undefined;
   private readonly connections = new Set<SdsConnection>();
   private unsubscribe: (() => void) | undefined;
   private stopped = false;
@@ -135,15 +122,15 @@ export class SdsServer {
         cb({ code: grpc.status.UNIMPLEMENTED, details: 'FetchSecrets not implemented' });
       },
     });
-    await prepareUdsPath(this.o.socketPath);
-    await new Promise<void>((resolve, reject) => {
-      server.bindAsync(`unix:${this.o.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve()));
-    });
-    await chmod(this.o.socketPath, 0o666);
+    // The socket is the agent's (bound early) or ours; gRPC takes its connections either way.
+    const listener = this.o.listener ?? (await UdsListener.listen(this.o.socketPath));
     if (this.stopped) {
       server.forceShutdown();
+      if (!this.o.listener) await listener.close();
       return;
     }
+    listener.attach(server.createConnectionInjector(grpc.ServerCredentials.createInsecure()));
+    this.listener = listener;
     this.server = server;
     log.info(`SDS server for workload certificates started, listening on "${this.o.socketPath}"`);
   }
@@ -191,10 +178,7 @@ export class SdsServer {
     this.connections.clear();
     this.server?.forceShutdown();
     this.server = undefined;
-    try {
-      await unlink(this.o.socketPath);
-    } catch {
-      // already gone
-    }
+    await (this.listener ?? this.o.listener)?.close();
+    this.listener = undefined;
   }
 }

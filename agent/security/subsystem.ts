@@ -10,8 +10,9 @@ import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
 import { retryUntilSuccess } from './backoff.js';
-import { CitadelClient } from './ca-client.js';
-import { RootCertError } from './credentials.js';
+import type { CitadelClient as CitadelClientType } from './ca-client.js';
+import { loadRootCert } from './credentials.js';
+import { UdsListener } from '../uds.js';
 import { securityOptions, type SecurityOptions } from './options.js';
 import { SecretManager } from './secret-manager.js';
 import type { SdsServer } from './sds-server.js';
@@ -53,7 +54,19 @@ export class SdsSubsystem implements Subsystem {
   /** true when an external SDS (e.g. SPIRE) owns the workload socket and we serve files only */
   serveOnlyFiles = false;
   private server: SdsServer | undefined;
+  private listener: UdsListener | undefined;
+  private socketPath = '';
+  private serving: Promise<void> = Promise.resolve();
+  private needsCa = false;
+  private proxyless = false;
+  private afterStartCalled = false;
+  private connectCa: (() => Promise<void>) | undefined;
   private caClient: CaClient | undefined;
+  private rejectDone: (err: Error) => void = () => {};
+  /** Rejects when a start-up step that runs in the background fails; the agent then ends. */
+  readonly done: Promise<void> = new Promise<void>((_resolve, reject) => {
+    this.rejectDone = reject;
+  });
   /** The CA client could not be created: start-up fails with that error, so the pre-warm stays quiet. */
   private caFailed = false;
   private readonly background = new AbortController();
@@ -65,6 +78,9 @@ export class SdsSubsystem implements Subsystem {
     private readonly deps: SdsSubsystemDeps = {},
   ) {
     this.cwd = deps.cwd ?? process.cwd();
+    // Handled here so a failure with nobody awaiting `done` (a subsystem used on its own) is not
+    // an unhandled rejection; the agent awaits it through Agent.run.
+    this.done.catch(() => {});
     const { options, infos, warnings } = securityOptions(config, { cwd: this.cwd, fileExists: existsSync });
     for (const w of warnings) log.warn(w);
     for (const i of infos) log.info(i);
@@ -86,13 +102,33 @@ export class SdsSubsystem implements Subsystem {
     if (!o.disableEnvoy || o.ca.provider === 'local') await this.decideSocket();
     const needsCa = !o.fileMountedCerts && !this.serveOnlyFiles;
     if (o.fileMountedCerts) log.info(`Workload is using file mounted certificates (${o.fileMountedReason}); skipping connecting to CA`);
-    // The CA client is set up while the first key and CSR are generated; its errors (unknown
-    // provider, missing root) still fail start-up below.
-    const caClient = needsCa ? this.createCaClient() : undefined;
-    caClient?.then(
-      (c) => (this.caClient = c),
-      () => (this.caFailed = true),
-    );
+    // What Istio fails start-up for (unknown provider, missing root) is checked here, before
+    // Envoy starts. Creating the CA client (it loads gRPC) waits for afterStart().
+    if (needsCa) await this.checkCaConfig();
+    this.needsCa = needsCa;
+    let resolveCa!: (c: CaClient) => void;
+    let rejectCa!: (err: Error) => void;
+    const caClient = needsCa
+      ? new Promise<CaClient>((resolve, reject) => {
+          resolveCa = resolve;
+          rejectCa = reject;
+        })
+      : undefined;
+    this.connectCa = needsCa
+      ? () =>
+          this.createCaClient().then(
+            (c) => {
+              this.caClient = c;
+              resolveCa(c);
+            },
+            (err: Error) => {
+              this.caFailed = true;
+              rejectCa(err);
+              this.fail(new Error(`failed to create the CA client: ${err.message}`));
+            },
+          )
+      : undefined;
+    caClient?.catch(() => {}); // reported through fail()
     this.secretManager = new SecretManager({
       ...(caClient ? { caClient } : {}),
       workloadIdentity: o.workloadIdentity,
@@ -112,16 +148,59 @@ export class SdsSubsystem implements Subsystem {
     // development (`npm start` without an Envoy binary), where serving SDS anyway lets local
     // tools and a hand-started Envoy use it.
     if (o.disableEnvoy && o.ca.provider !== 'local') {
-      await caClient;
+      this.proxyless = true;
+      return;
+    }
+    this.socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
+    // The socket is bound now, so Envoy finds it however early it dials; its connections wait
+    // in the listener until the gRPC server (loaded after Envoy starts) takes them.
+    try {
+      this.listener = await UdsListener.listen(this.socketPath);
+    } catch (err) {
+      log.error(`failed to listen on ${this.socketPath}: ${(err as Error).message}; the SDS server retries`);
+    }
+  }
+
+  /**
+   * After Envoy is spawned: connect to the CA, pre-warm `default` and `ROOTCA` (which writes
+   * OUTPUT_CERTS), load gRPC and serve SDS — or, proxyless, keep the certificates fetched.
+   */
+  afterStart(): void {
+    if (this.afterStartCalled) return;
+    this.afterStartCalled = true;
+    void this.connectCa?.();
+    if (this.proxyless) {
       void this.proxylessLoop();
       return;
     }
-    // The pre-warm starts first so the CSR overlaps loading and binding the SDS server.
-    if (needsCa) void this.prewarm();
+    if (this.needsCa) void this.prewarm();
+    this.serving = this.serve(this.socketPath, this.listener).catch((err: Error) => this.fail(new Error(`failed to start SDS server: ${err.message}`)));
+  }
+
+  /** Loads gRPC and the SDS protos, then serves on the early listener (or binds itself). */
+  private async serve(socketPath: string, listener: UdsListener | undefined): Promise<void> {
+    const o = this.options;
     const { SdsServer } = await import('./sds-server.js');
-    const socketPath = this.serveOnlyFiles ? o.filesSocketPath : o.workloadSocketPath;
-    this.server = await SdsServer.create(this.secretManager, { socketPath, ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
-    await Promise.all([this.server.start(), caClient]);
+    const server = await SdsServer.create(this.secretManager!, { socketPath, ...(listener ? { listener } : {}), ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
+    if (this.background.signal.aborted) {
+      await server.stop();
+      return;
+    }
+    this.server = server;
+    await server.start();
+  }
+
+  /** Resolves when the SDS server is serving (tests, benchmarks); runs afterStart() if the agent has not. */
+  async ready(): Promise<void> {
+    this.afterStart();
+    await this.serving;
+  }
+
+  /** A background start-up step failed: the agent ends (through `done`), as a failed start would. */
+  private fail(err: Error): void {
+    if (this.background.signal.aborted) return;
+    log.error(err.message);
+    this.rejectDone(err);
   }
 
   /** Step 7b: is someone else (SPIRE) serving the workload socket? */
@@ -146,7 +225,35 @@ export class SdsSubsystem implements Subsystem {
     }
   }
 
-  /** Step 7c: the CA client for CA_PROVIDER (unknown providers fail start-up, as Istio's). */
+  /** Step 7c checks Istio fails start-up for: an unregistered CA_PROVIDER, a missing CA root. */
+  private async checkCaConfig(): Promise<void> {
+    const ca = this.options.ca;
+    if (ca.provider === 'local') return;
+    if (ca.provider !== 'Citadel') throw new Error(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
+    if (!ca.tls) {
+      log.warn('Debug mode or IP-secure network');
+      return;
+    }
+    const root = ca.tls.root;
+    if (root.kind === 'error') throw new Error(`failed to find root CA cert for CA: ${root.message}`);
+    if (root.kind === 'system') {
+      log.info(`Using CA ${ca.address} cert with system certs`);
+      return;
+    }
+    if (!existsSync(root.path)) {
+      // Istio log-fatals here for the PROV_CERT root (exit 1) and returns an error otherwise.
+      if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
+      throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
+    }
+    try {
+      await loadRootCert(root);
+    } catch (err) {
+      throw new Error(`failed to find root CA cert for CA: ${(err as Error).message}`);
+    }
+    log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
+  }
+
+  /** Step 7c: the CA client for CA_PROVIDER (checked by checkCaConfig first). */
   private async createCaClient(): Promise<CaClient> {
     const ca = this.options.ca;
     if (ca.provider === 'local') {
@@ -154,23 +261,8 @@ export class SdsSubsystem implements Subsystem {
       log.info(`Using the embedded local CA (CA_PROVIDER=local) in ${ca.localCaDir}`);
       return new LocalCaClient(await loadOrCreateLocalCa(ca.localCaDir, this.config.env.TRUST_DOMAIN));
     }
-    if (ca.provider !== 'Citadel') throw new Error(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
-    if (!ca.tls) {
-      log.warn('Debug mode or IP-secure network');
-    } else if (ca.tls.root.kind === 'error') {
-      throw new Error(`failed to find root CA cert for CA: ${ca.tls.root.message}`);
-    } else if (ca.tls.root.kind === 'system') {
-      log.info(`Using CA ${ca.address} cert with system certs`);
-    } else {
-      const root = ca.tls.root;
-      if (!existsSync(root.path)) {
-        // Istio log-fatals here for the PROV_CERT root (exit 1) and returns an error otherwise.
-        if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
-        throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
-      }
-      log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
-    }
     const tls = ca.tls && ca.tls.root.kind !== 'error' ? { root: ca.tls.root, serverName: ca.tls.serverName, ...(ca.tls.clientCert ? { clientCert: ca.tls.clientCert } : {}) } : undefined;
+    const { CitadelClient } = await import('./ca-client.js');
     return CitadelClient.create({
       address: ca.address,
       ...(tls ? { tls } : {}),
@@ -180,8 +272,6 @@ export class SdsSubsystem implements Subsystem {
       headers: ca.headers,
       keepaliveMs: ca.keepaliveMs,
       keepaliveTimeoutMs: ca.keepaliveTimeoutMs,
-    }).catch((err: Error) => {
-      throw err instanceof RootCertError ? new Error(`failed to find root CA cert for CA: ${err.message}`) : err;
     });
   }
 
@@ -225,7 +315,7 @@ export class SdsSubsystem implements Subsystem {
       outgoing_latency: m?.outgoingLatencyMs,
       num_outgoing_requests: m?.outgoingRequests,
       num_failed_outgoing_requests: m?.failedOutgoingRequests,
-      num_outgoing_retries: this.caClient instanceof CitadelClient ? this.caClient.retries : 0,
+      num_outgoing_retries: (this.caClient as Partial<CitadelClientType> | undefined)?.retries ?? 0,
       num_file_secret_failures_total: m?.fileSecretFailures,
       num_file_watcher_failures_total: sm?.fileWatcherFailures,
       pilot_total_xds_rejects: this.server?.metrics.rejects,
@@ -237,6 +327,8 @@ export class SdsSubsystem implements Subsystem {
     this.background.abort();
     await this.server?.stop();
     this.server = undefined;
+    await this.listener?.close();
+    this.listener = undefined;
     this.secretManager?.close();
   }
 }

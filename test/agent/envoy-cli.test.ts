@@ -38,6 +38,8 @@ async function pod(script: StandinScript = {}, proxyConfig: Record<string, unkno
       POD_NAMESPACE: 'default',
       INSTANCE_IP: '10.244.1.17',
       PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, customConfigFile: CUSTOM, proxyAdminPort: adminPort, statusPort, drainDuration: '2s', terminationDrainDuration: '1s', ...proxyConfig }),
+      // Workload certificates from the embedded CA: no istiod needed for lifecycle tests.
+      CA_PROVIDER: 'local',
       ...s.env,
       ...env,
     },
@@ -192,23 +194,35 @@ t.test('DISABLE_ENVOY=true: the agent runs without Envoy and says so in one line
   t.same(p.s.events(), [], 'no Envoy started');
 });
 
-t.test('lazy start path: starting Envoy loads no HTTP client, YAML parser, gRPC or metrics library', async (t) => {
-  const p = await pod({ exit: { afterMs: 100 } });
-  // A resolve hook records every module the agent loads.
+t.test('lazy start path: nothing heavy is loaded before Envoy is exec\'d', async (t) => {
+  const p = await pod({ exit: { afterMs: 100 } }, { customConfigFile: '' });
+  // A resolve hook records every module the agent loads, with the time.
   const hooks = join(p.cwd, 'hooks.mjs');
   const loaded = join(p.cwd, 'loaded.txt');
-  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(loaded)}, process.pid + ' ' + r.url + '\\n'); return r; }\n`);
+  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(loaded)}, process.pid + ' ' + Date.now() + ' ' + r.url + '\\n'); return r; }\n`);
   const register = join(p.cwd, 'register.mjs');
   writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
   const run = spawnCli(['proxy', 'sidecar'], { cwd: p.cwd, env: { ...p.env, NODE_OPTIONS: `--import=${register}` } });
+  await p.s.waitFor('start');
   const r = await run.exited;
   t.equal(r.code, 0);
-  // Envoy (the stand-in) inherits NODE_OPTIONS too: keep the agent's own lines.
-  const urls = readFileSync(loaded, 'utf8').split('\n').filter((l) => l.startsWith(`${run.child.pid} `)).join('\n');
-  t.match(urls, /dist\/envoy\/supervisor\.js/, 'the hook saw the start path');
-  for (const heavy of ['node_modules/undici/', 'node_modules/yaml/', 'node_modules/@grpc/', 'node_modules/prom-client/', 'node_modules/node-forge/']) {
-    t.notOk(urls.includes(heavy), `${heavy} not loaded`);
+  // The agent logs the command line right before it spawns Envoy.
+  const spawnLine = r.stdout.split('\n').find((l) => l.includes('\tEnvoy command: ['));
+  t.ok(spawnLine, 'the agent logged the Envoy command');
+  const spawnedAt = Date.parse(spawnLine!.split('\t')[0]!.replace(/(\.\d{3})\d{3}Z$/, '$1Z'));
+  // Envoy (the stand-in) inherits NODE_OPTIONS too: keep the agent's own lines, up to Envoy's exec.
+  const mine = readFileSync(loaded, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith(`${run.child.pid} `))
+    .map((l) => l.split(' ') as [string, string, string]);
+  const before = mine.filter(([, at]) => Number(at) <= spawnedAt).map(([, , url]) => url).join('\n');
+  const after = mine.filter(([, at]) => Number(at) > spawnedAt).map(([, , url]) => url).join('\n');
+  t.match(before, /dist\/envoy\/supervisor\.js/, 'the hook saw the start path');
+  t.match(before, /dist\/bootstrap\/render\.js/, 'the bootstrap was rendered before Envoy started');
+  for (const heavy of ['node_modules/undici/', 'node_modules/yaml/', 'node_modules/@grpc/', 'node_modules/protobufjs/', 'node_modules/prom-client/', 'node_modules/node-forge/']) {
+    t.notOk(before.includes(heavy), `${heavy} not loaded before Envoy starts`);
   }
+  t.match(after, /node_modules\/@grpc\/grpc-js/, 'gRPC (SDS) loads while Envoy starts');
 });
 
 t.test('generated bootstrap: written to etc/istio/proxy/envoy-rev.json, valid for Envoy, gone after shutdown', async (t) => {

@@ -88,6 +88,8 @@ for (const pod of pods) {
     t.equal(res.status, 200);
     const r = await run.exited;
     t.equal(r.code, 0, 'agent exits 0 after Envoy exits');
-    t.notMatch(r.stdout, /\t(warn|error|fatal)\t/, 'no warnings or errors');
+    // istiod is not reachable from a test: the certificate pre-warm may warn (scope security).
+    t.notMatch(r.stdout, /\t(error|fatal)\t/, 'no errors');
+    t.notMatch(r.stdout, /\twarn\t(?!security\t)/, 'no warnings other than the unreachable CA');
   });
 }

@@ -1,6 +1,7 @@
 // Reads Istio's injected pod specs (../shared/conformance/injection or $INJECTION_DIR) and turns
 // a container into what the kubelet would run: args with $(VAR) expanded and env with valueFrom
 // resolved to plausible values for a pod.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,12 +158,33 @@ export async function resolvePodAgentConfig(pod: InjectedPod, c: Container, env:
   return { inv, stderr, ...resolution };
 }
 
-/** A fresh working directory laid out like the pod's: `./etc/istio/pod/{annotations,labels}`. */
+let rootPem: string | undefined;
+
+/** A self-signed root standing in for the `istio-ca-root-cert` configmap (made once per process). */
+export function istiodRootCert(): string {
+  if (!rootPem) {
+    const dir = mkdtempSync(join(tmpdir(), 'istiod-root-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'root-cert.pem'), '-subj', '/O=cluster.local', '-days', '2'], { stdio: 'ignore' });
+    rootPem = readFileSync(join(dir, 'root-cert.pem'), 'utf8');
+  }
+  return rootPem;
+}
+
+/**
+ * A fresh working directory laid out like the pod's volumes: `./etc/istio/pod/{annotations,labels}`
+ * (downward API), `./var/run/secrets/istio/root-cert.pem` (the istiod root configmap) and
+ * `./var/run/secrets/tokens/istio-token` (the projected token).
+ */
 export function podWorkdir(pod: InjectedPod, prefix = 'pod-'): string {
   const cwd = mkdtempSync(join(tmpdir(), prefix));
   mkdirSync(join(cwd, 'etc/istio/pod'), { recursive: true });
   const files = podInfoFiles(pod);
   writeFileSync(join(cwd, 'etc/istio/pod/annotations'), files.annotations);
   writeFileSync(join(cwd, 'etc/istio/pod/labels'), files.labels);
+  mkdirSync(join(cwd, 'var/run/secrets/istio'), { recursive: true });
+  writeFileSync(join(cwd, 'var/run/secrets/istio/root-cert.pem'), istiodRootCert());
+  // The projected service-account token (audience istio-ca); its content only matters to istiod.
+  mkdirSync(join(cwd, 'var/run/secrets/tokens'), { recursive: true });
+  writeFileSync(join(cwd, 'var/run/secrets/tokens/istio-token'), 'eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOlsiaXN0aW8tY2EiXX0.c2ln');
   return cwd;
 }

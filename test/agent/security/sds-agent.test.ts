@@ -31,6 +31,7 @@ async function startAgent(t: { teardown(fn: () => unknown): void }, wl: Workload
     rmSync(wl.cwd, { recursive: true, force: true });
   });
   await sds.start();
+  sds.afterStart(); // as the agent does once Envoy is spawned
   return sds;
 }
 
@@ -233,6 +234,7 @@ t.test('socket decision: a healthy external SDS socket means files only; a non-d
   const other = new SdsSubsystem(agentConfig(ext.env), { cwd: ext.cwd });
   t.teardown(() => other.stop());
   await other.start();
+  other.afterStart();
   t.equal(other.serveOnlyFiles, true);
   t.ok(statSync(join(ext.cwd, 'var/run/secrets/credential-uds/files-socket')).isSocket(), 'files-socket served');
 
