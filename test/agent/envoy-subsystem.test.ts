@@ -199,8 +199,8 @@ t.test('a bad binary: the start fails before the bootstrap step; an exec failure
     const x = await setup({}, { binaryPath });
     let prepared = false;
     const controller = new ShutdownController();
-    const agent = new Agent(x.config, await buildSubsystems(x.config, controller, { prepareBootstrap: async () => ((prepared = true), x.generated()), sds: false }));
-    await t.rejects(agent.run(controller.signal), { name: 'EnvoyStartError', message: re });
+    // Checked when the subsystems are built, before any of them starts or writes anything.
+    await t.rejects(buildSubsystems(x.config, controller, { prepareBootstrap: async () => ((prepared = true), x.generated()), sds: false }), { name: 'EnvoyStartError', message: re });
     t.notOk(prepared, 'no bootstrap was written');
   }
   // Executable, but the exec fails (its interpreter does not exist): the check passes, the spawn fails.
