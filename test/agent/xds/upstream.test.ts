@@ -89,7 +89,6 @@ t.test('root precedence: XDS_ROOT_CA, then ./etc/certs/root-cert.pem, then the c
     const pod = await xdsPod(cp, { root: false, start: false });
     t.teardown(pod.stop);
     cp.writeRoot(join(pod.cwd, 'etc/certs/root-cert.pem'));
-    writeFileSync(join(pod.cwd, 'wrong.pem'), wrong);
     await pod.xds.start();
     await pod.xds.ready();
     t.same(await roundTrip(pod.socket), { ok: true }, './etc/certs/root-cert.pem without a configmap root');
