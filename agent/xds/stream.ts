@@ -156,7 +156,7 @@ export class ProxyStream {
       log.debug(`health report dropped: no LDS request on stream ${this.id} yet`);
       return;
     }
-    log.debug(`request for type url ${typeUrl}`);
+    if (log.debugEnabled()) log.debug(`request for type url ${typeUrl}`);
     this.ctx.metrics.requests++;
     this.upstream.write(b);
   }
@@ -172,7 +172,7 @@ export class ProxyStream {
       return;
     }
     const typeUrl = summary.typeUrl;
-    log.debug('upstream response', { id: this.id, type: shortType(typeUrl), resources: summary.resourceCount });
+    if (log.debugEnabled()) log.debug('upstream response', { id: this.id, type: shortType(typeUrl), resources: summary.resourceCount });
     const handler = this.ctx.handlers.get(typeUrl);
     if (handler) {
       // Agent-handled types are singletons; an empty response is nothing to apply or ACK.
