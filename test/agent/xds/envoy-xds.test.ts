@@ -3,6 +3,8 @@
 // CDS/LDS and later pushes through the proxy; NDS (DNS capture on) is consumed by the agent and
 // never reaches Envoy; istiod dropping the connection closes Envoy's stream and Envoy's next
 // stream reconnects; a missing token is a clear log line and failed streams, not a crash.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { loadProtoRoot, PROJECT_PROTOS_DIR } from '../../../agent/protos.js';
 import { spawnCli } from '../../support/cli.js';
@@ -96,4 +98,19 @@ t.test('a missing token: a clear log line, Envoy’s streams fail, the agent sta
   t.equal(r.code, 0, 'clean exit');
   t.match(r.stdout, /\twarn\tsecurity\tfailed to read token file .*var\/run\/secrets\/tokens\/istio-token: .*ENOENT.*; sending no authorization header/);
   t.match(r.stdout, /\twarn\txdsproxy\tupstream \[\d+\] terminated with unexpected error rpc error: code = Unauthenticated desc = authentication failure: no bearer token/);
+});
+
+t.test('no istiod root: one clear error, exit 255, Envoy never started, no XDS socket', async (t) => {
+  const cp = await TestControlPlane.start();
+  t.teardown(() => cp.stop());
+  const cwd = xdsPodDir(cp, { root: false });
+  const s = standin({}, cwd);
+  const [adminPort, statusPort] = await freePorts(2);
+  const r = await spawnCli(['proxy', 'sidecar'], { cwd, env: { ...xdsEnv(cp, { proxyConfig: { binaryPath: standinBin, proxyAdminPort: adminPort, statusPort } }), CA_PROVIDER: 'local', ...s.env } }).exited;
+  t.equal(r.code, 255);
+  const errors = r.stdout.split('\n').filter((l) => /\t(error|fatal)\t/.test(l));
+  t.equal(errors.length, 1, errors.join('\n'));
+  t.match(errors[0], /\terror\tfailed to find root CA cert for XDS: root CA file for XDS does not exist .*\/var\/run\/secrets\/istio\/root-cert\.pem$/);
+  t.notOk(s.events().some((e) => e.e === 'start'), 'Envoy not started');
+  t.notOk(existsSync(join(cwd, 'etc/istio/proxy/XDS')), 'no socket left behind');
 });
