@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { controlPlaneProtos } from './control-plane.js';
 import { messageCodec } from './envoy-protos.js';
+import { ResponseQueue, type StreamEnd } from './response-queue.js';
 
 const ADS = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
@@ -18,18 +19,14 @@ export interface AdsResponse {
   raw: Record<string, any>;
 }
 
-export interface StreamEnd {
-  code: number;
-  details: string;
-}
+export type { StreamEnd };
 
 export const TEST_NODE = { id: 'sidecar~1.1.1.1~debug~cluster.local', metadata: { fields: { NAMESPACE: { stringValue: 'default' }, INSTANCE_IPS: { stringValue: '1.1.1.1' } } } };
 
 export class AdsStream {
-  private readonly queue: AdsResponse[] = [];
-  private waiters: ((r: AdsResponse) => void)[] = [];
   private endedWith: StreamEnd | undefined;
   readonly ended: Promise<StreamEnd>;
+  private readonly responses: ResponseQueue<AdsResponse>;
   /** Bytes of every request as sent (for byte-for-byte comparisons). */
   readonly sent: Buffer[] = [];
 
@@ -49,9 +46,7 @@ export class AdsStream {
             raw: m,
           }
         : { typeUrl: m.type_url ?? '', versionInfo: m.version_info ?? '', nonce: m.nonce ?? '', resources: m.resources ?? [], names: [], removed: [], raw: m };
-      const w = this.waiters.shift();
-      if (w) w(r);
-      else this.queue.push(r);
+      this.responses.push(r);
     });
     this.ended = new Promise((resolve) => {
       call.on('error', (e: grpc.ServiceError) => {
@@ -63,6 +58,7 @@ export class AdsStream {
         resolve(this.endedWith);
       });
     });
+    this.responses = new ResponseQueue('ADS response', this.ended);
   }
 
   send(req: Record<string, unknown>): void {
@@ -71,37 +67,12 @@ export class AdsStream {
 
   /** The next response, or a rejection after `timeoutMs` or when the stream ends first. */
   next(timeoutMs = 10_000): Promise<AdsResponse> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== got);
-        reject(new Error(`no ADS response within ${timeoutMs} ms${this.endedWith ? ` (stream ended: ${JSON.stringify(this.endedWith)})` : ''}`));
-      }, timeoutMs);
-      const got = (r: AdsResponse) => {
-        clearTimeout(t);
-        resolve(r);
-      };
-      this.waiters.push(got);
-      void this.ended.then((e) => {
-        if (this.waiters.includes(got)) {
-          clearTimeout(t);
-          this.waiters = this.waiters.filter((w) => w !== got);
-          reject(new Error(`stream ended before a response: ${JSON.stringify(e)}`));
-        }
-      });
-    });
+    return this.responses.next(timeoutMs);
   }
 
   /** Resolves true when no response arrives within `ms`. */
-  async nothingWithin(ms: number): Promise<boolean> {
-    if (this.queue.length) return false;
-    try {
-      await this.next(ms);
-      return false;
-    } catch {
-      return true;
-    }
+  nothingWithin(ms: number): Promise<boolean> {
+    return this.responses.nothingWithin(ms);
   }
 
   /** Requests `typeUrl` (with the node) and returns the response, ACKing it. */

@@ -31,6 +31,16 @@ async function controlPlane(t: Tap, opts: Parameters<typeof TestControlPlane.sta
   return cp;
 }
 
+/** A control plane, the proxy for a pod pointed at it, and Envoy's connection to the proxy. */
+async function proxied(t: Tap, opts: Parameters<typeof TestControlPlane.start>[0] = {}, env: Record<string, string> = {}) {
+  const cp = await controlPlane(t, opts);
+  const pod = await xdsPod(cp, { env });
+  t.teardown(pod.stop);
+  const conn = AdsConnection.connect(pod.socket);
+  t.teardown(() => conn.close());
+  return { cp, pod, conn };
+}
+
 /** Istio's sendDownstreamWithNode: CDS then LDS, each answered with its type. */
 async function cdsThenLds(t: Tap, s: ReturnType<AdsConnection['stream']>, what: string): Promise<void> {
   const cds = await s.requestResponseAck(CDS);
@@ -42,11 +52,7 @@ async function cdsThenLds(t: Tap, s: ReturnType<AdsConnection['stream']>, what: 
 for (const delta of [false, true]) {
   const flavour = delta ? 'delta' : 'SotW';
   t.test(`${delta ? 'TestDeltaXdsProxyBasicFlow' : 'TestXdsProxyBasicFlow'}: CDS and LDS proxied end to end (${flavour})`, async (t) => {
-    const cp = await controlPlane(t, { requiredToken: 'test-token', requiredClusterId: 'Kubernetes' });
-    const pod = await xdsPod(cp, { env: { XDS_HEADER_X_TENANT: 'blue', XDS_HEADER_Zone: 'z1' } });
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t, { requiredToken: 'test-token', requiredClusterId: 'Kubernetes' }, { XDS_HEADER_X_TENANT: 'blue', XDS_HEADER_Zone: 'z1' });
     const s = conn.stream(delta);
     const cds = await s.requestResponseAck(CDS);
     t.equal(cds.typeUrl, CDS);
@@ -84,11 +90,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   const waitDisconnect = async (cp: TestControlPlane) => cp.until(() => cp.liveStreams === 0, 5000, 'upstream stream closed');
 
   t.test('Envoy close and open stream', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t);
     let s = conn.stream();
     await cdsThenLds(t, s, 'first stream');
     s.closeSend();
@@ -100,11 +102,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Envoy opens multiple stream', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t);
     const first = conn.stream();
     await cdsThenLds(t, first, 'first stream');
     const second = conn.stream();
@@ -115,10 +113,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Envoy closes connection', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
+    const { cp, pod, conn } = await proxied(t);
     const s = conn.stream();
     await cdsThenLds(t, s, 'first connection');
     conn.close();
@@ -130,10 +125,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Envoy sends concurrent requests', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
+    const { cp, pod, conn } = await proxied(t);
     await cdsThenLds(t, conn.stream(), 'first connection');
     const c2 = AdsConnection.connect(pod.socket);
     t.teardown(() => c2.close());
@@ -146,11 +138,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Istiod closes connection', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t);
     const s = conn.stream();
     await cdsThenLds(t, s, 'before istiod restarts');
     await cp.restart();
@@ -163,11 +151,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Istiod ends the stream gracefully (EOF): Envoy gets OK', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t);
     const s = conn.stream(true);
     await cdsThenLds(t, s, 'delta');
     cp.endStreams();
@@ -175,11 +159,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Istiod fails the stream: Envoy gets the same status', async (t) => {
-    const cp = await controlPlane(t);
-    const pod = await xdsPod(cp);
-    t.teardown(pod.stop);
-    const conn = AdsConnection.connect(pod.socket);
-    t.teardown(() => conn.close());
+    const { cp, pod, conn } = await proxied(t);
     const s = conn.stream();
     await cdsThenLds(t, s, 'SotW');
     cp.endStreams({ code: 8, details: 'too many connections' });
