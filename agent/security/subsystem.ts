@@ -6,6 +6,7 @@
 // background loop fetches `default` then `ROOTCA` and refetches on every update.
 import { existsSync, statSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
@@ -27,8 +28,28 @@ export interface SdsSubsystemDeps {
   secretManager?: Partial<ConstructorParameters<typeof SecretManager>[0]>;
 }
 
-/** A unix socket someone answers gRPC on within `timeoutMs` (Istio dials with a 1 s timeout). */
+/** Does anything accept connections on the unix socket? A stale file refuses at once. */
+function socketAccepts(path: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/**
+ * A unix socket someone answers gRPC on within `timeoutMs` (Istio dials with a 1 s timeout).
+ * The socket file left by a previous agent in the same pod (an emptyDir outlives container
+ * restarts) refuses connections: that is answered without loading gRPC or waiting the second.
+ */
 export async function socketHealthy(path: string, timeoutMs = 1000): Promise<boolean> {
+  if (!(await socketAccepts(path, timeoutMs))) return false;
   const grpc = await import('@grpc/grpc-js');
   const client = new grpc.Client(`unix:${path}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
   try {
