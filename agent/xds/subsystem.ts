@@ -2,10 +2,11 @@
 // Envoy.
 //
 // start(): what Istio fails start-up for — the XDS root CA (unless controlPlaneAuthPolicy is
-// NONE) must exist and hold a certificate — then the socket `<configPath>/XDS` is bound (so
-// Envoy finds it however early it dials), then the gRPC bootstrap file is written. Nothing heavy
-// loads here: gRPC and the relay load in afterStart(), once Envoy is spawned, and take over the
-// connections that waited in the socket.
+// NONE) must exist and hold a certificate, the gRPC bootstrap's node metadata must build — then
+// the socket `<configPath>/XDS` is bound (so Envoy finds it however early it dials) and the
+// gRPC bootstrap file is written while Envoy starts. Nothing heavy loads here: gRPC and the
+// relay load in afterStart(), once Envoy is spawned, and take over the connections that waited
+// in the socket.
 //
 // Agent-handled types: NDS when the DNS proxy is on (the name table is kept here for the DNS
 // proxy, readiness and /debug/ndsz), PCDS with PROXY_CONFIG_XDS_AGENT (its trust anchors go to
@@ -17,7 +18,7 @@ import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
 import { UdsListener } from '../uds.js';
 import type { NameTable } from './agent-types.js';
-import { grpcBootstrap, writeGrpcBootstrap } from './grpc-bootstrap.js';
+import { grpcBootstrap, writeGrpcBootstrap, type GrpcBootstrap } from './grpc-bootstrap.js';
 import { XdsProxyMetrics } from './metrics.js';
 import type { XdsProxy } from './proxy.js';
 import type { HealthEvent, ResourceHandler } from './stream.js';
@@ -64,6 +65,8 @@ export class XdsSubsystem implements Subsystem {
   private listener: UdsListener | undefined;
   private proxy: XdsProxy | undefined;
   private serving: Promise<void> | undefined;
+  /** The gRPC bootstrap being written (started in start(), awaited after Envoy is spawned). */
+  private writing: Promise<void> | undefined;
   private stopped = false;
   private health: HealthEvent | undefined;
   private table: NameTable | undefined;
@@ -97,20 +100,22 @@ export class XdsSubsystem implements Subsystem {
     // Step 7d: the dial options Istio builds at start fail it when the root is unusable.
     this.upstream = xdsUpstreamConfig(this.config, this.cwd, existsSync);
     this.initialRoot = await checkXdsRoot(this.upstream);
+    // Step 7e's content is checked now (bad node metadata fails start-up, as in Istio); the
+    // file is written while Envoy starts, since nothing on Envoy's path reads it.
+    let bootstrap: GrpcBootstrap | undefined;
+    try {
+      if (this.grpcBootstrapPath) bootstrap = grpcBootstrap(this.config, { xdsSocketPath: this.socketPath, cwd: this.cwd });
+    } catch (err) {
+      throw new Error(`failed generating gRPC XDS bootstrap: ${(err as Error).message}`);
+    }
     log.info(`Initializing with upstream address "${this.upstream.address}" and cluster "${this.upstream.clusterId}"`);
     this.listener = await UdsListener.listen(this.socketPath);
-    try {
-      // Step 7e.
-      if (this.grpcBootstrapPath) {
-        try {
-          await writeGrpcBootstrap(this.grpcBootstrapPath, grpcBootstrap(this.config, { xdsSocketPath: this.socketPath, cwd: this.cwd }));
-        } catch (err) {
-          throw new Error(`failed generating gRPC XDS bootstrap: ${(err as Error).message}`);
-        }
-      }
-    } catch (err) {
-      await this.stop();
-      throw err;
+    if (bootstrap && this.grpcBootstrapPath) {
+      const path = this.grpcBootstrapPath;
+      this.writing = writeGrpcBootstrap(path, bootstrap).catch((err: Error) => {
+        throw new Error(`failed generating gRPC XDS bootstrap: failed writing to ${path}: ${err.message}`);
+      });
+      this.writing.catch(() => {}); // reported by afterStart()/ready()
     }
   }
 
@@ -118,13 +123,18 @@ export class XdsSubsystem implements Subsystem {
   afterStart(): void {
     this.serving ??= this.serve().catch((err: Error) => {
       if (this.stopped) return;
-      log.error(`failed to start the XDS proxy: ${err.message}`);
+      log.error(err.message.startsWith('failed generating') ? err.message : `failed to start the XDS proxy: ${err.message}`);
       this.rejectDone(err);
     });
   }
 
   private async serve(): Promise<void> {
-    const { XdsProxy } = await import('./proxy.js');
+    const loading = import('./proxy.js');
+    loading.catch(() => {}); // reported below, unless the bootstrap write failed first
+    // Serving starts once the gRPC bootstrap is on disk (its write began before Envoy did), so
+    // "XDS proxy listening" means both are there.
+    await this.writing;
+    const { XdsProxy } = await loading;
     if (this.stopped || !this.upstream || !this.listener) return;
     const env = this.config.env;
     this.proxy = new XdsProxy({
@@ -142,7 +152,10 @@ export class XdsSubsystem implements Subsystem {
     log.info(`XDS proxy listening on "${this.socketPath}"`);
   }
 
-  /** Resolves when the proxy serves (tests, benchmarks); runs afterStart() if the agent has not. */
+  /**
+   * Resolves when the proxy serves and the gRPC bootstrap is written (tests, benchmarks); runs
+   * afterStart() if the agent has not.
+   */
   async ready(): Promise<void> {
     this.afterStart();
     await this.serving;
@@ -184,6 +197,7 @@ export class XdsSubsystem implements Subsystem {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.writing?.catch(() => {});
     this.proxy?.stop();
     this.proxy = undefined;
     await this.listener?.close();

@@ -99,6 +99,7 @@ t.test('written at start: GRPC_XDS_BOOTSTRAP (default etc/istio/proxy/grpc-boots
   t.teardown(pod.stop);
   t.notOk(existsSync(join(pod.cwd, 'etc/istio/proxy/grpc-bootstrap.json')));
   await pod.xds.start();
+  await pod.xds.ready(); // written while Envoy starts
   const file = join(pod.cwd, 'etc/istio/proxy/grpc-bootstrap.json');
   t.equal(pod.xds.grpcBootstrapPath, file);
   t.equal(statSync(file).mode & 0o777, 0o644, 'mode 0644');
@@ -125,6 +126,11 @@ t.test('written at start: GRPC_XDS_BOOTSTRAP (default etc/istio/proxy/grpc-boots
   t.teardown(bad.stop);
   await t.rejects(bad.xds.start(), { message: /^failed generating gRPC XDS bootstrap: invalid node metadata DNS_CAPTURE: expected a boolean string/ });
   t.notOk(existsSync(bad.socket), 'a failed start leaves no socket behind');
+
+  // A file that cannot be written (its directory would be the socket) ends the agent once Envoy runs.
+  const unwritable = await xdsPod(cp, { env: { GRPC_XDS_BOOTSTRAP: 'etc/istio/proxy/XDS/grpc-bootstrap.json' } });
+  t.teardown(unwritable.stop);
+  await t.rejects(unwritable.xds.done!, { message: /^failed generating gRPC XDS bootstrap: failed writing to .*\/etc\/istio\/proxy\/XDS\/grpc-bootstrap\.json: .*(ENOTDIR|EEXIST)/ });
 });
 
 t.test("the proxy's socket is the one Envoy's bootstrap dials (xds-grpc) and the gRPC bootstrap names", async (t) => {
