@@ -16,6 +16,8 @@ export interface SubsystemDeps {
   prepareBootstrap?: PrepareBootstrap;
   /** `false` leaves the SDS subsystem out (tests of the Envoy lifecycle alone). */
   sds?: false;
+  /** `false` leaves the XDS proxy out (tests of the Envoy lifecycle alone). */
+  xds?: false;
 }
 
 /**
@@ -47,6 +49,13 @@ export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownCon
     const { SdsSubsystem } = await import('./security/subsystem.js');
     sds = new SdsSubsystem(config);
     subsystems.push(sds);
+  }
+  // 7d–7f: XDS proxy (root CA checked, socket bound; gRPC loads once Envoy runs) and the gRPC
+  // bootstrap file. PCDS trust anchors, when enabled, go to the SDS secret manager.
+  if (deps.xds !== false) {
+    const { XdsSubsystem } = await import('./xds/index.js');
+    const trustBundle = sds ? { trustBundle: async (pems: string[]) => sds.secretManager?.updateConfigTrustBundle(pems) } : {};
+    subsystems.push(new XdsSubsystem(config, trustBundle));
   }
   if (config.env.DISABLE_ENVOY) {
     log.info('DISABLE_ENVOY is set: the agent runs without Envoy');

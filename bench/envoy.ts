@@ -23,15 +23,16 @@ function rssKb(pid: number): number {
 async function podDir(binaryPath: string) {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-envoy-'));
   const [adminPort, statusPort] = await freePorts(2);
-  // The full start path: SDS socket bound, bootstrap generated and written, Envoy spawned
-  // (workload certificates from the embedded CA, so no istiod is needed).
+  // The full start path: SDS and XDS sockets bound, the gRPC and Envoy bootstraps generated and
+  // written, Envoy spawned (workload certificates from the embedded CA, plaintext XDS, so no
+  // istiod and no istiod root are needed).
   const env = {
     PATH: process.env.PATH,
     POD_NAME: 'bench-1',
     POD_NAMESPACE: 'default',
     INSTANCE_IP: '10.244.1.17',
     CA_PROVIDER: 'local',
-    PROXY_CONFIG: JSON.stringify({ binaryPath, proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s' }),
+    PROXY_CONFIG: JSON.stringify({ binaryPath, proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s', controlPlaneAuthPolicy: 'NONE' }),
   };
   return { cwd, env };
 }
@@ -78,6 +79,6 @@ export async function envoyBench(): Promise<BenchResult> {
       ['idle bare Node RSS', `${rssBase.toFixed(1)} MB`, '', '1.00', ''],
       ['agent RSS, 10 s idle, Envoy (stand-in) running', `${median(rss.agent!).toFixed(1)} MB`, '', (median(rss.agent!) / rssBase).toFixed(2), '≤ 1.3'],
     ],
-    notes: ['The start path includes binding the SDS socket and generating and writing the bootstrap; gRPC, protos and the CA load after Envoy\'s exec.'],
+    notes: ['The start path includes binding the SDS and XDS sockets and generating and writing the gRPC and Envoy bootstraps; gRPC, protos and the CA load after Envoy\'s exec.'],
   };
 }

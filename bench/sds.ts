@@ -84,7 +84,8 @@ function vmRssKb(pid: number): number {
 /** RSS of a real `pilot-agent proxy` (local CA) before and after 100 SDS streams subscribe. */
 async function streamsRss(): Promise<{ before: number; after: number }> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-rss-'));
-  const env = { PATH: process.env.PATH, POD_NAMESPACE: 'bench', SERVICE_ACCOUNT: 'bench', CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', ECC_SIGNATURE_ALGORITHM: 'ECDSA' };
+  // No istiod: plaintext XDS, so the XDS proxy needs no istiod root.
+  const env = { PATH: process.env.PATH, POD_NAMESPACE: 'bench', SERVICE_ACCOUNT: 'bench', CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', ECC_SIGNATURE_ALGORITHM: 'ECDSA', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' };
   const child = spawn(process.execPath, [resolve(root, 'dist/agent/main.js'), 'proxy', 'sidecar'], { cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     await new Promise<void>((res, rej) => {

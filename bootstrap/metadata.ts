@@ -253,8 +253,11 @@ function decodeTyped(key: keyof NodeMetadata, rawKey: string, v: unknown): unkno
   }
 }
 
-/** Typed record → JSON with Go's omitempty rules. */
-function encodeTyped(t: NodeMetadata): Record<string, unknown> {
+/**
+ * Typed record → JSON with Go's omitempty rules. Exported for the gRPC xDS bootstrap, whose
+ * node metadata is the typed record alone (no untyped ISTIO_META_* extras).
+ */
+export function encodeTypedMetadata(t: NodeMetadata): Record<string, unknown> {
   const out = dict<unknown>();
   for (const key of TYPED_KEYS) {
     const v = t[key];
@@ -446,7 +449,7 @@ export function buildNodeMetadata(input: MetadataInput): NodeMetadataResult {
   if (input.customCredentialsFileExists) raw['file-credential'] = 'true';
   if (typed.METADATA_DISCOVERY === undefined) typed.METADATA_DISCOVERY = typed.ENABLE_HBONE ?? false;
 
-  const json = encodeTyped(typed);
+  const json = encodeTypedMetadata(typed);
   for (const [k, v] of Object.entries(raw)) if (!Object.hasOwn(json, k)) json[k] = v;
   return { json, typed, raw, locality };
 }

@@ -30,16 +30,19 @@ const env: NodeJS.ProcessEnv = {
   SERVICE_ACCOUNT: 'default',
   INSTANCE_IP: '127.0.0.1',
   ISTIO_META_CLUSTER_ID: 'Kubernetes',
-  // The embedded local CA issues workload certificates; nothing talks to a real istiod.
+  // The embedded local CA issues workload certificates; nothing talks to a real istiod, so
+  // the XDS proxy dials it in plaintext and needs no istiod root (its streams fail until one
+  // is pointed at with `discoveryAddress`).
   CA_PROVIDER: 'local',
-  ...(envoy ? { PROXY_CONFIG: JSON.stringify({ binaryPath: envoy }) } : { DISABLE_ENVOY: 'true' }),
+  PROXY_CONFIG: JSON.stringify({ controlPlaneAuthPolicy: 'NONE', ...(envoy ? { binaryPath: envoy } : {}) }),
+  ...(envoy ? {} : { DISABLE_ENVOY: 'true' }),
   ...process.env,
 };
 
 const args = [resolve(projectRoot, 'dist/agent/main.js'), 'proxy', 'sidecar', ...process.argv.slice(2)];
 process.stdout.write(
   `npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH'}); ` +
-    `SDS on ${join(workdir, 'var/run/secrets/workload-spiffe-uds/socket')}; Ctrl-C stops it\n`,
+    `SDS on ${join(workdir, 'var/run/secrets/workload-spiffe-uds/socket')}, XDS on ${join(workdir, 'etc/istio/proxy/XDS')}; Ctrl-C stops it\n`,
 );
 const child = spawn(process.execPath, args, { cwd: workdir, env, stdio: 'inherit' });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {

@@ -8,7 +8,8 @@ import { parseProxyCommandLine } from '../../agent/cli.js';
 import { runCliToEnd, spawnCli } from '../support/cli.js';
 
 // The embedded local CA lets the agent run without istiod (as `npm start` does).
-const baseEnv = { PATH: process.env.PATH, DISABLE_ENVOY: 'true', CA_PROVIDER: 'local' };
+// No istiod in these runs: plaintext to the (absent) control plane, so no istiod root is needed.
+const baseEnv = { PATH: process.env.PATH, DISABLE_ENVOY: 'true', CA_PROVIDER: 'local', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' };
 
 t.test('flag forms: --flag=value, --flag value, bare bools, --bool=false, unknown flags ignored', async (t) => {
   const inv = await parseProxyCommandLine([

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { spawnCli } from '../support/cli.js';
 import { pidAlive, standin, standinBin, whenGone, writeTestBootstrap, type Standin, type StandinScript } from '../support/envoy-standin/index.js';
+import { writeIstiodVolumes } from '../support/injection.js';
 import { pilotAgentBin } from '../support/paths.js';
 import { freePorts } from '../support/ports.js';
 
@@ -24,6 +25,8 @@ const CUSTOM = 'etc/istio/custom/bootstrap.json';
 
 async function pod(script: StandinScript = {}, proxyConfig: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<Pod> {
   const cwd = mkdtempSync(join(tmpdir(), 'envoy-cli-'));
+  // A pod mounts istiod's root and token: the agent's XDS proxy needs the root to start.
+  writeIstiodVolumes(cwd);
   const s = standin(script, cwd);
   const [adminPort, statusPort] = await freePorts(2);
   const bootstrap = writeTestBootstrap(join(cwd, CUSTOM), { adminPort: adminPort! });

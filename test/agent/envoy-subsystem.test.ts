@@ -53,7 +53,7 @@ async function setup(script: StandinScript, proxyConfig: Record<string, unknown>
 
 async function startAgent(x: Setup, prepareBootstrap = x.generated) {
   const controller = new ShutdownController();
-  const agent = new Agent(x.config, await buildSubsystems(x.config, controller, { prepareBootstrap, sds: false }));
+  const agent = new Agent(x.config, await buildSubsystems(x.config, controller, { prepareBootstrap, sds: false, xds: false }));
   const running = agent.run(controller.signal);
   const start = await Promise.race([x.s.waitFor('start'), running.then(() => Promise.reject(new Error('agent ended before Envoy started')))]);
   return { controller, running, start };
@@ -200,7 +200,7 @@ t.test('a bad binary: the start fails before the bootstrap step; an exec failure
     let prepared = false;
     const controller = new ShutdownController();
     // Checked when the subsystems are built, before any of them starts or writes anything.
-    await t.rejects(buildSubsystems(x.config, controller, { prepareBootstrap: async () => ((prepared = true), x.generated()), sds: false }), { name: 'EnvoyStartError', message: re });
+    await t.rejects(buildSubsystems(x.config, controller, { prepareBootstrap: async () => ((prepared = true), x.generated()), sds: false, xds: false }), { name: 'EnvoyStartError', message: re });
     t.notOk(prepared, 'no bootstrap was written');
   }
   // Executable, but the exec fails (its interpreter does not exist): the check passes, the spawn fails.
@@ -209,7 +209,7 @@ t.test('a bad binary: the start fails before the bootstrap step; an exec failure
   chmodSync(badInterpreter, 0o755);
   const x = await setup({}, { binaryPath: badInterpreter });
   const controller = new ShutdownController();
-  const agent = new Agent(x.config, await buildSubsystems(x.config, controller, { prepareBootstrap: x.generated, sds: false }));
+  const agent = new Agent(x.config, await buildSubsystems(x.config, controller, { prepareBootstrap: x.generated, sds: false, xds: false }));
   await t.rejects(agent.run(controller.signal), EnvoyStartError);
   t.notOk(existsSync(x.bootstrap), 'the generated bootstrap is removed when the exec fails');
 });
@@ -218,7 +218,7 @@ t.test('DISABLE_ENVOY: no Envoy subsystem, one line saying so', async (t) => {
   const x = await setup({});
   const config = { ...x.config, env: { ...x.config.env, DISABLE_ENVOY: true } } as AgentConfig;
   const before = logText().length;
-  t.same(await buildSubsystems(config, new ShutdownController(), { sds: false }), []);
+  t.same(await buildSubsystems(config, new ShutdownController(), { sds: false, xds: false }), []);
   t.equal(logText().slice(before), logText().slice(before).split('\n').filter(Boolean).map((l) => `${l}\n`).join(''));
   t.match(logText().slice(before), /^\S+\tinfo\tDISABLE_ENVOY is set: the agent runs without Envoy\n$/);
 });

@@ -172,8 +172,7 @@ export function istiodRootCert(): string {
 
 /**
  * A fresh working directory laid out like the pod's volumes: `./etc/istio/pod/{annotations,labels}`
- * (downward API), `./var/run/secrets/istio/root-cert.pem` (the istiod root configmap) and
- * `./var/run/secrets/tokens/istio-token` (the projected token).
+ * (downward API) and the istiod volumes (writeIstiodVolumes).
  */
 export function podWorkdir(pod: InjectedPod, prefix = 'pod-'): string {
   const cwd = mkdtempSync(join(tmpdir(), prefix));
@@ -181,10 +180,19 @@ export function podWorkdir(pod: InjectedPod, prefix = 'pod-'): string {
   const files = podInfoFiles(pod);
   writeFileSync(join(cwd, 'etc/istio/pod/annotations'), files.annotations);
   writeFileSync(join(cwd, 'etc/istio/pod/labels'), files.labels);
+  writeIstiodVolumes(cwd);
+  return cwd;
+}
+
+/**
+ * What every injected pod mounts for talking to istiod: the `istio-ca-root-cert` configmap at
+ * `./var/run/secrets/istio/root-cert.pem` (the agent refuses to start without it, as Istio's
+ * does) and the projected token at `./var/run/secrets/tokens/istio-token`.
+ */
+export function writeIstiodVolumes(cwd: string): void {
   mkdirSync(join(cwd, 'var/run/secrets/istio'), { recursive: true });
   writeFileSync(join(cwd, 'var/run/secrets/istio/root-cert.pem'), istiodRootCert());
   // The projected service-account token (audience istio-ca); its content only matters to istiod.
   mkdirSync(join(cwd, 'var/run/secrets/tokens'), { recursive: true });
   writeFileSync(join(cwd, 'var/run/secrets/tokens/istio-token'), 'eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOlsiaXN0aW8tY2EiXX0.c2ln');
-  return cwd;
 }

@@ -3,6 +3,7 @@
 // response, assert that none comes, and observe how the stream ended.
 import * as grpc from '@grpc/grpc-js';
 import { decodeMessage, loadSdsProtos, SECRET_TYPE_URL, type DiscoveryRequest } from '../../agent/security/index.js';
+import { ResponseQueue, type StreamEnd } from './response-queue.js';
 
 export interface DecodedSecret {
   name: string;
@@ -17,10 +18,7 @@ export interface SdsResponse {
   secrets: DecodedSecret[];
 }
 
-export interface StreamEnd {
-  code: number;
-  details: string;
-}
+export type { StreamEnd };
 
 export const TEST_NODE = { id: 'sidecar~10.0.0.1~pod.ns~ns.svc.cluster.local', cluster: 'pod.ns' };
 
@@ -31,10 +29,9 @@ export function sdsRequest(names: string[], extra: Omit<Partial<DiscoveryRequest
 }
 
 export class SdsTestClient {
-  private readonly queue: SdsResponse[] = [];
-  private waiters: ((r: SdsResponse) => void)[] = [];
   readonly ended: Promise<StreamEnd>;
   private endedWith: StreamEnd | undefined;
+  private readonly responses: ResponseQueue<SdsResponse>;
 
   private constructor(
     private readonly client: grpc.Client,
@@ -48,9 +45,7 @@ export class SdsTestClient {
         type_url: res.type_url ?? '',
         secrets: (res.resources ?? []).map((a) => decodeMessage<DecodedSecret>(secretType, a.value)),
       };
-      const w = this.waiters.shift();
-      if (w) w(r);
-      else this.queue.push(r);
+      this.responses.push(r);
     });
     this.ended = new Promise((resolve) => {
       call.on('error', (e: grpc.ServiceError) => {
@@ -64,6 +59,7 @@ export class SdsTestClient {
         }
       });
     });
+    this.responses = new ResponseQueue('SDS response', this.ended);
   }
 
   static async connect(socketPath: string): Promise<SdsTestClient> {
@@ -80,37 +76,12 @@ export class SdsTestClient {
 
   /** The next response, or a rejection after `timeoutMs` or when the stream ends first. */
   next(timeoutMs = 10_000): Promise<SdsResponse> {
-    const queued = this.queue.shift();
-    if (queued) return Promise.resolve(queued);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== got);
-        reject(new Error(`no SDS response within ${timeoutMs} ms${this.endedWith ? ` (stream ended: ${JSON.stringify(this.endedWith)})` : ''}`));
-      }, timeoutMs);
-      const got = (r: SdsResponse) => {
-        clearTimeout(t);
-        resolve(r);
-      };
-      this.waiters.push(got);
-      void this.ended.then((e) => {
-        if (this.waiters.includes(got)) {
-          clearTimeout(t);
-          this.waiters = this.waiters.filter((w) => w !== got);
-          reject(new Error(`stream ended before a response: ${JSON.stringify(e)}`));
-        }
-      });
-    });
+    return this.responses.next(timeoutMs);
   }
 
   /** Resolves true when no response arrives within `ms`. */
-  async nothingWithin(ms: number): Promise<boolean> {
-    if (this.queue.length) return false;
-    try {
-      await this.next(ms);
-      return false;
-    } catch {
-      return true;
-    }
+  nothingWithin(ms: number): Promise<boolean> {
+    return this.responses.nothingWithin(ms);
   }
 
   /** Requests `names`, ACKs the answer, and returns it. */
