@@ -205,7 +205,11 @@ export async function httpGetProbe(target: HttpGetTarget, o: HttpProbeOptions = 
     }
   } catch (err) {
     if (d.signal.aborted) throw new ProbeError(`Get "${urlOf(current)}": ${abortError(d.signal).message} (Client.Timeout exceeded)`);
-    throw err instanceof ProbeError ? err : new ProbeError(`Get "${urlOf(current)}": ${(err as Error).message}`);
+    if (err instanceof ProbeError) throw err;
+    const e = err as Error & { code?: string; syscall?: string };
+    // Connection failures read as Go's (`dial tcp host:port: connect: connection refused`).
+    const why = e.syscall === 'connect' || e.code === 'ENOTFOUND' ? dialError(current.host, current.port, e).message : e.message;
+    throw new ProbeError(`Get "${urlOf(current)}": ${why}`);
   } finally {
     d.clear();
   }

@@ -17,6 +17,7 @@ import pb from 'protobufjs/minimal.js';
 export interface Seen {
   path: string;
   remote: string;
+  remotePort?: number;
   protocol: string;
   host: string;
   headers: Record<string, string | string[] | undefined>;
@@ -40,7 +41,7 @@ type Res = ServerResponse | Http2ServerResponse;
 function handle(seen: Seen[], req: Req, res: Res): void {
   const url = new URL(req.url ?? '/', 'http://app');
   const host = (req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority']) ?? '';
-  seen.push({ path: url.pathname + url.search, remote: req.socket.remoteAddress ?? '', protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`, host, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
+  seen.push({ path: url.pathname + url.search, remote: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort ?? 0, protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`, host, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
   const seg = url.pathname.slice(1).split('/');
   const r = res as ServerResponse;
   switch (seg[0]) {
@@ -156,7 +157,8 @@ export async function startGrpcHealthApp(statuses: Record<string, keyof typeof S
       path: '/grpc.health.v1.Health/Check',
       requestStream: false,
       responseStream: false,
-      requestSerialize: (v: string) => Buffer.from(pb.Writer.create().uint32(10).string(v).finish()),
+      requestSerialize: (v: { service: string }) => Buffer.from(pb.Writer.create().uint32(10).string(v.service).finish()),
+      // An object, not the bare string: grpc-js takes a falsy request ('') for a missing one.
       requestDeserialize: (b: Buffer) => {
         const r = pb.Reader.create(b);
         let service = '';
@@ -165,17 +167,17 @@ export async function startGrpcHealthApp(statuses: Record<string, keyof typeof S
           if (tag >>> 3 === 1) service = r.string();
           else r.skipType(tag & 7);
         }
-        return service;
+        return { service };
       },
       responseSerialize: (status: number) => Buffer.from(pb.Writer.create().uint32(8).int32(status).finish()),
       responseDeserialize: (b: Buffer) => b[1] ?? 0,
     },
   };
   server.addService(service, {
-    Check: (call: import('@grpc/grpc-js').ServerUnaryCall<string, number>, cb: import('@grpc/grpc-js').sendUnaryData<number>) => {
-      seen.push({ path: `/grpc.health.v1.Health/Check?service=${call.request}`, remote: call.getPeer(), protocol: 'grpc', host: '', headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') }, rawHeaders: [] });
+    Check: (call: import('@grpc/grpc-js').ServerUnaryCall<{ service: string }, number>, cb: import('@grpc/grpc-js').sendUnaryData<number>) => {
+      seen.push({ path: `/grpc.health.v1.Health/Check?service=${call.request.service}`, remote: call.getPeer(), protocol: 'grpc', host: '', headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') }, rawHeaders: [] });
       const reply = () => {
-        const s = statuses[call.request];
+        const s = statuses[call.request.service];
         if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
         else cb(null, STATUS[s]);
       };
