@@ -1,6 +1,7 @@
 // Runs probe-apps.ts servers as one process (for network namespaces): each argument is
-// `http:<port>`, `https:<port>`, `tcp:<port>` or `grpc:<port>` (grpc: '' SERVING, `down`
-// NOT_SERVING), optionally `@<host>` (default: all addresses). Prints `ready` once all listen,
+// `http:<port>`, `https:<port>`, `sick:<port>` / `sicks:<port>` (HTTP / HTTPS answering 503),
+// `tcp:<port>` or `grpc:<port>` (grpc: '' SERVING, `down` NOT_SERVING), optionally `@<host>`
+// (default: all addresses). Prints `ready` once all listen,
 // then one `SEEN <json>` line per request each app receives.
 import { startGrpcHealthApp, startHttpApp, startHttpsApp, startTcpApp, type App } from './probe-apps.js';
 
@@ -12,6 +13,8 @@ for (const arg of process.argv.slice(2)) {
   let app: App;
   if (kind === 'http') app = await startHttpApp(port, host);
   else if (kind === 'https') app = await startHttpsApp(['h2', 'http/1.1'], port, host);
+  else if (kind === 'sick') app = await startHttpApp(port, host, true);
+  else if (kind === 'sicks') app = await startHttpsApp(['h2', 'http/1.1'], port, host, true);
   else if (kind === 'tcp') app = await startTcpApp(port, host);
   else if (kind === 'grpc') app = await startGrpcHealthApp({ '': 'SERVING', down: 'NOT_SERVING' }, port, host);
   else throw new Error(`unknown app kind ${kind}`);

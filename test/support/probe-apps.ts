@@ -37,13 +37,26 @@ export const HOST_VALUE = 'test.com:9999';
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-/** Istio's test handler (server_test.go `handler`), plus `/big/<n>` (n bytes) and `/slow/<ms>`. */
-function handle(seen: Seen[], req: Req, res: Res): void {
+/** A peer address without port, brackets, `ipv4:`/`ipv6:` (gRPC) or the IPv4-mapped prefix. */
+function plainAddress(a: string): string {
+  const m = /^(?:ipv[46]:)?(?:\[([^\]]+)\]|([\d.]+)):\d+$/.exec(a);
+  return (m ? (m[1] ?? m[2]!) : a).replace(/^::ffff:(?=\d+\.)/, '');
+}
+
+/**
+ * Istio's test handler (server_test.go `handler`), plus `/big/<n>` (n bytes), `/slow/<ms>`, and
+ * `sick` apps that answer 503 to everything.
+ */
+function handle(seen: Seen[], req: Req, res: Res, sick = false): void {
   const url = new URL(req.url ?? '/', 'http://app');
   const host = (req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority']) ?? '';
-  seen.push({ path: url.pathname + url.search, remote: req.socket.remoteAddress ?? '', remotePort: req.socket.remotePort ?? 0, protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`, host, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
+  seen.push({ path: url.pathname + url.search, remote: plainAddress(req.socket.remoteAddress ?? ''), remotePort: req.socket.remotePort ?? 0, protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`, host, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
   const seg = url.pathname.slice(1).split('/');
   const r = res as ServerResponse;
+  if (sick) {
+    r.writeHead(503).end('sick');
+    return;
+  }
   switch (seg[0]) {
     case 'header': {
       const ok = host === HOST_VALUE && req.headers[HEADER_NAME.toLowerCase()] === HEADER_VALUE;
@@ -91,9 +104,9 @@ function closer(server: { close(cb?: () => void): unknown; closeAllConnections?:
     });
 }
 
-export async function startHttpApp(port = 0, host = '127.0.0.1'): Promise<App> {
+export async function startHttpApp(port = 0, host = '127.0.0.1', sick = false): Promise<App> {
   const seen: Seen[] = [];
-  const server = createHttpServer((req, res) => handle(seen, req, res));
+  const server = createHttpServer((req, res) => handle(seen, req, res, sick));
   return { port: await listen(server, port, host), seen, close: closer(server) };
 }
 
@@ -111,12 +124,12 @@ export function testCert(): { key: Buffer; cert: Buffer } {
  * An HTTPS app offering `alpn` (undefined = no ALPN; `['foo']` = none the client knows). HTTP/1.1
  * and HTTP/2 are both served, so the protocol the probe picked is what `seen` records.
  */
-export async function startHttpsApp(alpn: string[] | undefined, port = 0, host = '127.0.0.1'): Promise<App> {
+export async function startHttpsApp(alpn: string[] | undefined, port = 0, host = '127.0.0.1', sick = false): Promise<App> {
   const seen: Seen[] = [];
   const { key, cert } = testCert();
   // TLS terminates here; the protocol ALPN picked decides which server reads the connection.
-  const h1 = createHttpServer((req, res) => handle(seen, req, res));
-  const h2 = createH2cServer((req, res) => handle(seen, req, res));
+  const h1 = createHttpServer((req, res) => handle(seen, req, res, sick));
+  const h2 = createH2cServer((req, res) => handle(seen, req, res, sick));
   const server = createTlsServer({ key, cert, ...(alpn ? { ALPNProtocols: alpn } : {}) }, (sock) => {
     if (sock.alpnProtocol === 'h2') h2.emit('connection', sock);
     else h1.emit('connection', sock);
@@ -136,7 +149,7 @@ export async function startHttpsApp(alpn: string[] | undefined, port = 0, host =
 export async function startTcpApp(port = 0, host = '127.0.0.1'): Promise<App> {
   const seen: Seen[] = [];
   const server = createNetServer((s) => {
-    seen.push({ path: '', remote: s.remoteAddress ?? '', protocol: 'tcp', host: '', headers: {}, rawHeaders: [] });
+    seen.push({ path: '', remote: plainAddress(s.remoteAddress ?? ''), protocol: 'tcp', host: '', headers: {}, rawHeaders: [] });
     s.destroy();
   });
   return { port: await listen(server, port, host), seen, close: closer(server) };
@@ -175,7 +188,9 @@ export async function startGrpcHealthApp(statuses: Record<string, keyof typeof S
   };
   server.addService(service, {
     Check: (call: import('@grpc/grpc-js').ServerUnaryCall<{ service: string }, number>, cb: import('@grpc/grpc-js').sendUnaryData<number>) => {
-      seen.push({ path: `/grpc.health.v1.Health/Check?service=${call.request.service}`, remote: call.getPeer(), protocol: 'grpc', host: '', headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') }, rawHeaders: [] });
+      // grpc-js peers are `host:port`, IPv6 hosts unbracketed.
+      const peer = call.getPeer();
+      seen.push({ path: `/grpc.health.v1.Health/Check?service=${call.request.service}`, remote: plainAddress(peer.slice(0, peer.lastIndexOf(':')).replace(/^ipv[46]:/, '')), protocol: 'grpc', host: '', headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') }, rawHeaders: [] });
       const reply = () => {
         const s = statuses[call.request.service];
         if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
