@@ -5,6 +5,7 @@ import { envoyBench } from './envoy.js';
 import { sdsBench } from './sds.js';
 import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
+import { statusBench } from './status.js';
 
 export interface BenchResult {
   title: string;
@@ -13,7 +14,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, iptablesBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, iptablesBench, statusBench];
 
 for (const b of benches) {
   const r = await b();

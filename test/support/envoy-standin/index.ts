@@ -85,7 +85,11 @@ export interface Standin {
 
 export function readRecord(file: string): StandinEvent[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
+  const text = readFileSync(file, 'utf8');
+  // A record still being appended (large ones, such as `start` with a pod's environment, take
+  // more than one write) has no newline yet: only complete lines are events.
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  return complete
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as StandinEvent);
