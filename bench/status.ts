@@ -31,8 +31,8 @@ async function writeEnvoyMetrics(file: string): Promise<number> {
     return out.write(s) ? Promise.resolve() : new Promise<void>((r) => out.once('drain', () => r()));
   };
   for (let f = 0; f < SERIES / 100; f++) {
-    let chunk = `# TYPE envoy_cluster_upstream_rq_family_${f} counter\n`;
-    for (let i = 0; i < 100; i++) chunk += `envoy_cluster_upstream_rq_family_${f}{response_code="200",cluster_name="outbound|8080||service-${i}.namespace-${f % 50}.svc.cluster.local"} ${f * 100 + i}\n`;
+    let chunk = `# TYPE envoy_cluster_upstream_rq_${f} counter\n`;
+    for (let i = 0; i < 100; i++) chunk += `envoy_cluster_upstream_rq_${f}{response_code="200",cluster_name="outbound|8080||svc-${i}.ns-${f % 50}.svc.cluster.local"} ${f * 100 + i}\n`;
     await write(chunk);
   }
   await new Promise<void>((r) => out.end(() => r()));

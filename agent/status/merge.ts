@@ -1,17 +1,19 @@
 // The merged `/stats/prometheus` (spec agent.md §7.5): the agent's own metrics, then Envoy's
 // `:15090/stats/prometheus`, then the application's, concatenated as text. Unlike Istio, which
 // holds each source's body in memory, Envoy's and a single application's bodies are streamed
-// straight through to the scraper with backpressure, so the agent's memory stays flat however
+// straight through to the scraper with backpressure, each read into one reused buffer
+// (source.ts), so the agent's memory stays flat however
 // many series Envoy has. Several application targets are fetched concurrently with Istio's
 // 10 MiB cap each (a body over the cap must be dropped whole, so those are held until complete).
 // A source that fails or is slow is counted and skipped; the answer is always 200.
 import { once } from 'node:events';
-import { request, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { scope } from '../../lib/log.js';
 import type { AgentMetrics } from './agent-metrics.js';
 import { APP_ACCEPTS, ENVOY_ACCEPTS, FMT_TEXT, isOpenMetrics, negotiateMetricsFormat, rewriteAccept, type MetricsFormat } from './negotiate.js';
 import type { ResponseBody } from './respond.js';
 import type { ScrapeTarget } from './scrape-config.js';
+import { getSource, type SourceResponse } from './source.js';
 
 const log = scope('default');
 
@@ -53,53 +55,26 @@ export interface ScrapeSettings {
   maxAppBodyBytes: number;
 }
 
-class SourceError extends Error {}
-
 /**
- * GET http://localhost:<port><path> (every address localhost has, as Go dials it). Resolves
- * with the response once its headers are in and the status is 200.
+ * What has been written last, for the newline between sources and the OpenMetrics trailer: the
+ * last two chunks are kept, and their text is looked at only when needed (not per chunk).
  */
-function fetchSource(port: number | string, path: string, headers: OutgoingHttpHeaders, signal: AbortSignal): Promise<IncomingMessage> {
-  const url = `http://localhost:${port}${path}`;
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new SourceError(`error scraping ${url}: ${String(signal.reason)}`));
-    const req = request({ host: 'localhost', port, path, headers, agent: false, signal });
-    req.once('error', (err: Error & { code?: string }) => reject(new SourceError(`error scraping ${url}: ${signal.aborted ? String(signal.reason) : (err.code ?? err.message)}`)));
-    req.once('response', (res) => {
-      if (res.statusCode !== 200) {
-        res.destroy();
-        reject(new SourceError(`error scraping ${url}, status code: ${res.statusCode}`));
-        return;
-      }
-      resolve(res);
-    });
-    req.end();
-  });
-}
-
-/** Reads a whole body up to `cap` bytes; more than that is an error (the target is dropped). */
-async function readBody(res: IncomingMessage, cap: number, url: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of res as AsyncIterable<Buffer>) {
-    size += c.length;
-    if (size > cap) {
-      res.destroy();
-      throw new SourceError(`error scraping ${url}: body exceeds ${cap} bytes`);
-    }
-    chunks.push(c);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Tracks what has been written, for the newline between sources and the OpenMetrics trailer. */
 class Tail {
-  last = 0x0a;
-  text = '';
+  #prev: Buffer | undefined;
+  #last: Buffer | undefined;
   note(chunk: Buffer): void {
     if (chunk.length === 0) return;
-    this.last = chunk[chunk.length - 1]!;
-    this.text = (this.text + chunk.subarray(Math.max(0, chunk.length - 32)).toString('latin1')).slice(-32);
+    this.#prev = this.#last;
+    this.#last = chunk;
+  }
+  /** The last byte written (a newline before anything was). */
+  get last(): number {
+    return this.#last ? this.#last[this.#last.length - 1]! : 0x0a;
+  }
+  /** The last (up to) 32 bytes written, as text. */
+  get text(): string {
+    const tail = (b: Buffer | undefined) => (b ? b.subarray(Math.max(0, b.length - 32)).toString('latin1') : '');
+    return (tail(this.#prev) + tail(this.#last)).slice(-32);
   }
 }
 
@@ -108,21 +83,37 @@ async function write(out: ResponseBody, tail: Tail, chunk: Buffer, gone: AbortSi
   if (!out.write(chunk)) await once(out, 'drain', { signal: gone });
 }
 
-/** Streams a source body into the answer; returns false if the source failed midway. */
-async function pipeSource(res: IncomingMessage, out: ResponseBody, tail: Tail, gone: AbortSignal): Promise<boolean> {
-  try {
-    for await (const c of res as AsyncIterable<Buffer>) await write(out, tail, c, gone);
-    return true;
-  } catch (err) {
-    if (gone.aborted) throw err;
-    return false;
-  }
+/**
+ * Streams a source body into the answer as it arrives. Each chunk is a view into the source's
+ * reused read buffer, so the next read waits until the answer has taken the chunk. Resolves
+ * false if the source failed midway; rejects when the scraper has gone.
+ */
+function pipeSource(src: SourceResponse, out: ResponseBody, tail: Tail, gone: AbortSignal): Promise<boolean> {
+  if (gone.aborted) return Promise.reject(new Error('scraper disconnected'));
+  return new Promise((resolve, reject) => {
+    const onGone = () => {
+      src.destroy();
+      reject(new Error('scraper disconnected'));
+    };
+    gone.addEventListener('abort', onGone, { once: true });
+    src
+      .pipe((chunk, done) => {
+        tail.note(chunk);
+        out.write(chunk, done);
+      })
+      .then((ok) => {
+        gone.removeEventListener('abort', onGone);
+        if (gone.aborted) reject(new Error('scraper disconnected'));
+        else resolve(ok);
+      });
+  });
 }
 
-function forwarded(h: IncomingHttpHeaders, accept: string): OutgoingHttpHeaders {
-  const o: OutgoingHttpHeaders = { Accept: accept };
+function forwarded(h: IncomingHttpHeaders, accept: string): Record<string, string> {
+  const o: Record<string, string> = { Accept: accept };
   if (h['user-agent']) o['User-Agent'] = h['user-agent'];
-  if (h['x-prometheus-scrape-timeout-seconds']) o['X-Prometheus-Scrape-Timeout-Seconds'] = h['x-prometheus-scrape-timeout-seconds'];
+  const timeout = h['x-prometheus-scrape-timeout-seconds'];
+  if (typeof timeout === 'string') o['X-Prometheus-Scrape-Timeout-Seconds'] = timeout;
   return o;
 }
 
@@ -160,7 +151,7 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
   };
 
   // Every source starts at once; bodies are read in the output's order.
-  const envoy = s.mergeEnvoy ? fetchSource(s.envoyPort, `/stats/prometheus${r.rawQuery ? `?${r.rawQuery}` : ''}`, forwarded(r.headers, rewriteAccept(r.headers.accept, ENVOY_ACCEPTS)), deadline) : undefined;
+  const envoy = s.mergeEnvoy ? getSource(s.envoyPort, `/stats/prometheus${r.rawQuery ? `?${r.rawQuery}` : ''}`, forwarded(r.headers, rewriteAccept(r.headers.accept, ENVOY_ACCEPTS)), deadline) : undefined;
   envoy?.catch(() => {}); // reported when its turn comes
   const appHeaders = forwarded(r.headers, rewriteAccept(r.headers.accept, APP_ACCEPTS));
   const agentText = metrics.render().catch((err: Error) => {
@@ -170,12 +161,12 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
   });
 
   let format: MetricsFormat = FMT_TEXT;
-  let single: IncomingMessage | undefined;
+  let single: SourceResponse | undefined;
   let multi: (Buffer | undefined)[] = [];
   if (s.targets.length === 1) {
     const t = s.targets[0]!;
     try {
-      single = await fetchSource(t.port, t.path, appHeaders, appDeadline);
+      single = await getSource(t.port, t.path, appHeaders, appDeadline);
       format = negotiateMetricsFormat(single.headers['content-type']);
     } catch (err) {
       fail('application', err);
@@ -184,8 +175,8 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
     const results = await Promise.all(
       s.targets.map(async (t) => {
         try {
-          const res = await fetchSource(t.port, t.path, appHeaders, appDeadline);
-          const body = await readBody(res, s.maxAppBodyBytes, `http://localhost:${t.port}${t.path}`);
+          const res = await getSource(t.port, t.path, appHeaders, appDeadline);
+          const body = await res.readAll(s.maxAppBodyBytes);
           return { body, format: negotiateMetricsFormat(res.headers['content-type']) };
         } catch (err) {
           fail('application', err);

@@ -309,11 +309,7 @@ export class StatusServer implements Subsystem {
       if (!res.writableFinished) gone.abort(new Error('scraper disconnected'));
     });
     const o = this.options;
-    const open = (format: MetricsFormat) => {
-      const body = new ResponseBody(req, res, 200, { 'Content-Type': format });
-      body.on('error', () => gone.abort(new Error('scraper disconnected')));
-      return body;
-    };
+    const open = (format: MetricsFormat) => new ResponseBody(req, res, 200, { 'Content-Type': format });
     await serveMergedMetrics(
       { headers: req.headers, rawQuery },
       { envoyPort: o.envoyPrometheusPort, mergeEnvoy: !o.noEnvoy && o.mergeEnvoyStats, targets: o.scrape?.targets ?? [], maxAppBodyBytes: this.deps.maxAppBodyBytes ?? MAX_APP_BODY_BYTES },
