@@ -1,7 +1,8 @@
 // The merged `/stats/prometheus` scrape (status server, issue 7): Envoy (the stand-in) serves
 // 100k series (~10 MB) on its Prometheus endpoint and an application serves 1 MB; the agent runs
 // as `pilot-agent proxy sidecar` and merges them. Side by side in one run, interleaved: fetching
-// Envoy's endpoint directly vs the merged endpoint (same client, body read and dropped). Memory:
+// Envoy's endpoint directly, through a bare Node TCP relay (the floor for any process in the
+// path on this machine), and the merged endpoint (same client, body read and dropped). Memory:
 // the agent's peak RSS growth during each merged scrape (VmHWM after resetting it through
 // /proc/<pid>/clear_refs right before the scrape), the first scrape (which loads prom-client)
 // reported apart from the steady state.
@@ -37,6 +38,12 @@ async function writeEnvoyMetrics(file: string): Promise<number> {
   }
   await new Promise<void>((r) => out.end(() => r()));
   return bytes;
+}
+
+/** A bare TCP relay in its own process: what any extra process in the path costs, and no more. */
+function startRelay(port: number, to: number): ChildProcess {
+  const script = `require('node:net').createServer((c) => { const u = require('node:net').connect(${to}, '127.0.0.1'); c.pipe(u); u.pipe(c); c.on('error', () => u.destroy()); u.on('error', () => c.destroy()); }).listen(${port}, '127.0.0.1', () => console.log('ready'));`;
+  return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'ignore'] });
 }
 
 /** The application: a separate process serving a fixed 1 MB metrics body. */
@@ -92,9 +99,11 @@ export async function statusBench(): Promise<BenchResult> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-status-'));
   const envoyFile = join(cwd, 'envoy-prometheus.txt');
   const envoyBytes = await writeEnvoyMetrics(envoyFile);
-  const [adminPort, statusPort, appPort] = (await freePorts(3)) as [number, number, number];
+  const [adminPort, statusPort, appPort, relayPort] = (await freePorts(4)) as [number, number, number, number];
   const app = startApp(appPort);
   await waitLine(app, /ready/);
+  const relay = startRelay(relayPort, adminPort);
+  await waitLine(relay, /ready/);
   const s = standin({ prometheusFile: envoyFile, xds: false, sds: false }, cwd);
   writeTestBootstrap(join(cwd, 'bootstrap.json'), { adminPort });
   const agent = spawn(process.execPath, [bin, 'proxy', 'sidecar'], {
@@ -125,6 +134,7 @@ export async function statusBench(): Promise<BenchResult> {
 
     const n = 20;
     const direct: number[] = [];
+    const relayed: number[] = [];
     const merged: number[] = [];
     const mergedGzip: number[] = [];
     const growth: number[] = [];
@@ -132,6 +142,7 @@ export async function statusBench(): Promise<BenchResult> {
     let gzipBytes = 0;
     for (let i = 0; i < n; i++) {
       direct.push((await fetchTimed(adminPort, '/stats/prometheus')).ms);
+      relayed.push((await fetchTimed(relayPort, '/stats/prometheus')).ms);
       let m = { ms: 0, bytes: 0 };
       growth.push(await peakGrowth(pid, async () => (m = await fetchTimed(statusPort, '/stats/prometheus'))));
       merged.push(m.ms);
@@ -151,6 +162,7 @@ export async function statusBench(): Promise<BenchResult> {
       rows: [
         ['measure', 'p50', 'p90', 'ratio', 'target', ''],
         row("fetch Envoy's /stats/prometheus directly", direct, '', `${(envoyBytes / 1e6).toFixed(1)} MB`),
+        row('the same through a bare Node TCP relay (floor)', relayed, '', ''),
         row('merged scrape via the agent', merged, '≤ 1.3', `${(mergedBytes / 1e6).toFixed(1)} MB`),
         row('merged scrape, gzip (as Prometheus asks)', mergedGzip, '', `${(gzipBytes / 1e6).toFixed(2)} MB`),
         ['agent peak RSS growth during a merged scrape (max of rounds)', `${maxGrowth.toFixed(1)} MB`, `median ${median(growth).toFixed(1)} MB`, '', '≤ 16 MB', ''],
@@ -159,11 +171,13 @@ export async function statusBench(): Promise<BenchResult> {
       ],
       notes: [
         'Processes: the agent (`pilot-agent proxy sidecar`), the stand-in Envoy (streams the file as /stats/prometheus) and the application each run on their own; the client reads and drops the bodies.',
+        `Merged vs the bare relay: ${(median(merged) / median(relayed)).toFixed(2)}× (the merge's own cost over any extra process in the path).`,
       ],
     };
   } finally {
     agent.kill('SIGKILL');
     app.kill('SIGKILL');
+    relay.kill('SIGKILL');
     await new Promise((r) => setTimeout(r, 200));
   }
 }

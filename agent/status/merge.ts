@@ -60,21 +60,24 @@ export interface ScrapeSettings {
  * last two chunks are kept, and their text is looked at only when needed (not per chunk).
  */
 class Tail {
-  #prev: Buffer | undefined;
-  #last: Buffer | undefined;
+  // The chunks are views into reused read buffers: their last bytes are copied, no reference kept.
+  readonly #buf = Buffer.alloc(32);
+  #len = 0;
   note(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.#prev = this.#last;
-    this.#last = chunk;
+    const n = Math.min(32, chunk.length);
+    if (n === 0) return;
+    const keep = Math.min(this.#len, 32 - n);
+    this.#buf.copy(this.#buf, 0, this.#len - keep, this.#len);
+    chunk.copy(this.#buf, keep, chunk.length - n);
+    this.#len = keep + n;
   }
   /** The last byte written (a newline before anything was). */
   get last(): number {
-    return this.#last ? this.#last[this.#last.length - 1]! : 0x0a;
+    return this.#len === 0 ? 0x0a : this.#buf[this.#len - 1]!;
   }
   /** The last (up to) 32 bytes written, as text. */
   get text(): string {
-    const tail = (b: Buffer | undefined) => (b ? b.subarray(Math.max(0, b.length - 32)).toString('latin1') : '');
-    return (tail(this.#prev) + tail(this.#last)).slice(-32);
+    return this.#buf.toString('latin1', 0, this.#len);
   }
 }
 

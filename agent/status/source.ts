@@ -1,15 +1,17 @@
 // One GET to a metrics source (Envoy's `/stats/prometheus`, an application's endpoint), read
-// through a single reused 64 KiB buffer. Node's HTTP client allocates a fresh buffer for every
-// socket read, and V8 frees those only when it next collects garbage — during a 10 MB scrape tens
-// of megabytes of dead buffers pile up first. Here each read lands in the same buffer, the body
-// slices are handed on, and the socket stays paused until the consumer is done with them, so
-// a scrape costs the agent one buffer per source however large the source's body is.
+// into a small fixed set of reused 64 KiB buffers. Node's HTTP client allocates a fresh buffer for
+// every socket read, and V8 frees those only when it next collects garbage — during a 10 MB scrape
+// tens of megabytes of dead buffers pile up first. Here reads land in the same few buffers; body
+// slices are handed on at once, a buffer is reused once the consumer is done with every slice
+// of it, and reading pauses while four are in use — so a scrape costs the agent a fixed 320 KiB
+// per source however large the source's body is, and reading overlaps writing.
 //
 // HTTP/1.1 response framing only as far as a GET needs it: status line, headers, then a body by
 // Content-Length, chunked transfer coding, or up to the end of the connection.
 import { connect, type Socket } from 'node:net';
 
 const READ_BUFFER_BYTES = 64 * 1024;
+const READ_BUFFERS = 4;
 const MAX_HEAD_BYTES = 64 * 1024;
 
 export class SourceError extends Error {
@@ -137,7 +139,13 @@ export function getSource(port: number | string, path: string, headers: Record<s
   const url = `http://localhost:${port}${path}`;
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(new SourceError(`error scraping ${url}: ${String(signal.reason)}`));
-    const buffer = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    // Node reads into the buffer the generator last returned, and asks for the next one right
+    // after each read: reading pauses once READ_BUFFERS hold body bytes not yet consumed, so at
+    // most READ_BUFFERS + 1 buffers ever exist.
+    const free: Buffer[] = [];
+    let inUse = 0;
+    const take = () => free.pop() ?? Buffer.allocUnsafe(READ_BUFFER_BYTES);
+    let paused = false;
     let head: Buffer[] = [];
     let headBytes = 0;
     let phase: 'head' | 'body' | 'done' = 'head';
@@ -162,38 +170,65 @@ export function getSource(port: number | string, path: string, headers: Record<s
         reject(new SourceError(`error scraping ${url}: ${why}`));
       } else end(false);
     };
+    /** A read buffer is free again: reading resumes if it had stopped for want of one. */
+    const release = (buf: Buffer | undefined) => {
+      if (buf) {
+        inUse--;
+        free.push(buf);
+      }
+      if (paused && inUse < READ_BUFFERS && phase === 'body' && sink) {
+        paused = false;
+        socket.resume();
+      }
+    };
 
-    /** Hands slices to the sink one after another; `after` runs once all are consumed. Returns true if that happened synchronously. */
-    const deliver = (data: Buffer, after: () => void): boolean => {
+    /**
+     * Hands the body slices in `data` to the sink, all at once (the sink keeps their order);
+     * `buf` is released when the sink is done with every one. Ends the body when complete.
+     */
+    const deliver = (data: Buffer, buf: Buffer | undefined): void => {
       let decoded: { slices: Buffer[]; complete: boolean };
       try {
         decoded = decodeBody(framing, data);
       } catch (err) {
         fail((err as Error).message);
-        return true;
+        return;
       }
-      const { slices, complete } = decoded;
-      let i = 0;
-      let sync = true;
-      let finished = false;
-      const next = () => {
-        if (phase === 'done') return;
-        if (i < slices.length) return sink!(slices[i++]!, next);
-        finished = true;
-        if (complete) end(true);
-        else if (!sync) after();
+      let pending = decoded.slices.length + 1;
+      const done = () => {
+        if (--pending === 0) release(buf);
       };
-      next();
-      sync = false;
-      return finished;
+      for (const slice of decoded.slices) {
+        if (phase === 'done') break;
+        sink!(slice, done);
+      }
+      done();
+      if (decoded.complete) end(true);
+    };
+
+    const start = (s: BodySink, res: (ok: boolean) => void) => {
+      if (failed !== undefined || phase === 'done') return res(false);
+      sink = s;
+      finish = res;
+      const first = early!;
+      early = undefined;
+      deliver(first, undefined);
+      release(undefined);
     };
 
     const onread = (nread: number, buf: Buffer): boolean => {
       if (phase === 'done') return false;
       const data = buf.subarray(0, nread);
-      if (phase === 'body') return deliver(data, () => socket.resume());
-      // The head, copied until its end is seen.
+      if (phase === 'body') {
+        inUse++;
+        deliver(data, buf);
+        // Enough unconsumed: stop reading until a buffer comes back.
+        paused = inUse >= READ_BUFFERS;
+        return !paused;
+      }
+      // The head, copied until its end is seen; the read buffer goes straight back.
       head.push(Buffer.from(data));
+      free.push(buf);
       headBytes += nread;
       const all = head.length === 1 ? head[0]! : Buffer.concat(head);
       head = [all];
@@ -220,23 +255,13 @@ export function getSource(port: number | string, path: string, headers: Record<s
       resolve({
         status: h.status,
         headers: h.headers,
-        pipe: (s) =>
-          new Promise<boolean>((res) => {
-            if (failed !== undefined || phase === 'done') return res(false);
-            sink = s;
-            finish = res;
-            const first = early!;
-            early = undefined;
-            if (deliver(first, () => socket.resume()) && phase === 'body') socket.resume();
-          }),
+        pipe: (s) => new Promise<boolean>((res) => start(s, res)),
         readAll: async (cap) => {
           const chunks: Buffer[] = [];
           let size = 0;
           let over = false;
-          const ok = await new Promise<boolean>((res) => {
-            if (failed !== undefined || phase === 'done') return res(false);
-            finish = res;
-            sink = (c, done) => {
+          const ok = await new Promise<boolean>((res) =>
+            start((c, done) => {
               size += c.length;
               if (size > cap) {
                 over = true;
@@ -245,11 +270,8 @@ export function getSource(port: number | string, path: string, headers: Record<s
               }
               chunks.push(Buffer.from(c));
               done();
-            };
-            const first = early!;
-            early = undefined;
-            if (deliver(first, () => socket.resume()) && phase === 'body') socket.resume();
-          });
+            }, res),
+          );
           if (over) throw new SourceError(`error scraping ${url}: body exceeds ${cap} bytes`);
           if (!ok) throw new SourceError(`error scraping ${url}: ${failed ?? 'connection closed before the end of the body'}`);
           return Buffer.concat(chunks);
@@ -257,10 +279,11 @@ export function getSource(port: number | string, path: string, headers: Record<s
         destroy: () => end(false),
       });
       // Until the consumer asks for the body, nothing more is read.
+      paused = true;
       return false;
     };
 
-    socket = connect({ host: 'localhost', port: Number(port), onread: { buffer, callback: onread } });
+    socket = connect({ host: 'localhost', port: Number(port), onread: { buffer: take, callback: onread } });
     socket.once('connect', () => {
       const lines = [`GET ${path} HTTP/1.1`, `Host: localhost:${port}`, ...Object.entries(headers).map(([k, v]) => `${clean(k)}: ${clean(v)}`), 'Connection: close', '', ''];
       socket.write(lines.join('\r\n'));

@@ -378,3 +378,28 @@ t.test('a scraper that goes away cancels the source requests', async (t) => {
   t.equal(closed, 1, "the application's connection is closed when the scraper leaves");
   t.equal((await scrape(h, { 'X-Prometheus-Scrape-Timeout-Seconds': '0.5' })).status, 200, 'the server serves on');
 });
+
+t.test('a slow scraper gets every byte, in order, plain and gzip (the read buffers are reused)', async (t) => {
+  let big = '';
+  for (let i = 0; big.length < 3 << 20; i++) big += `# TYPE slow_metric_${i} counter\nslow_metric_${i}{shard="${i % 97}"} ${i}\n`;
+  setEnvoy(big);
+  const h = await harness(t, undefined);
+  for (const enc of ['', 'gzip']) {
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: h.port, path: '/stats/prometheus', agent: false, headers: enc ? { 'Accept-Encoding': enc } : {} }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          // Read slowly: the agent's writes back up while it keeps reading Envoy.
+          res.pause();
+          setTimeout(() => res.resume(), 2);
+        });
+        res.on('end', () => resolve(Buffer.concat(chunks)));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const text = (enc ? gunzipSync(body) : body).toString();
+    t.ok(text.endsWith(big), `${enc || 'identity'}: Envoy's ${big.length} bytes intact`);
+  }
+});
