@@ -94,13 +94,13 @@ export class AgentMetrics {
   readonly failures: Record<ScrapeType, number> = { envoy: 0, application: 0, agent: 0 };
   /** seconds from process start to the first time Envoy was live (undefined until then) */
   startupSeconds: number | undefined;
-  #registry: Promise<import('prom-client').Registry> | undefined;
+  #prom: Promise<{ prom: Prom; registry: import('prom-client').Registry }> | undefined;
   #startupGauge = false;
 
   constructor(private readonly sources: () => readonly MetricsSource[]) {}
 
-  #init(): Promise<import('prom-client').Registry> {
-    return (this.#registry ??= import('prom-client').then((m: Prom) => {
+  #init(): Promise<{ prom: Prom; registry: import('prom-client').Registry }> {
+    return (this.#prom ??= import('prom-client').then((m: Prom) => {
       const prom = ((m as unknown as { default?: Prom }).default ?? m) as Prom;
       const registry = new prom.Registry();
       prom.collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
@@ -126,31 +126,17 @@ export class AgentMetrics {
           for (const [type, n] of Object.entries(self.failures)) if (n > 0) this.inc({ type }, n);
         },
       });
-      return registry;
+      return { prom, registry };
     }));
-  }
-
-  /** Loads prom-client ahead of the first scrape (optional). */
-  async preload(): Promise<void> {
-    await this.#init();
   }
 
   /** The agent's metrics in the Prometheus text format. */
   async render(): Promise<string> {
-    const registry = await this.#init();
+    const { prom, registry } = await this.#init();
     if (this.startupSeconds !== undefined && !this.#startupGauge) {
       // Registered once there is a value: Istio does not export the gauge before readiness.
-      const m = await import('prom-client');
-      const prom = ((m as unknown as { default?: Prom }).default ?? m) as Prom;
-      const self = this;
-      new prom.Gauge({
-        name: `${METRIC_PREFIX}startup_duration_seconds`,
-        help: 'The time from the process starting to being marked ready.',
-        registers: [registry],
-        collect() {
-          this.set(self.startupSeconds ?? 0);
-        },
-      });
+      const startup = this.startupSeconds;
+      new prom.Gauge({ name: `${METRIC_PREFIX}startup_duration_seconds`, help: 'The time from the process starting to being marked ready.', registers: [registry] }).set(startup);
       this.#startupGauge = true;
     }
     return (await registry.metrics()) + renderSourceMetrics(this.sources());
