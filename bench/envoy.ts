@@ -29,6 +29,8 @@ async function podDir(binaryPath: string) {
     POD_NAME: 'bench-1',
     POD_NAMESPACE: 'default',
     INSTANCE_IP: '10.244.1.17',
+    // Certificates from the embedded CA: without it the SDS subsystem fails start-up (no istiod root).
+    CA_PROVIDER: 'local',
     PROXY_CONFIG: JSON.stringify({ binaryPath, customConfigFile: 'bootstrap.json', proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s' }),
   };
   return { cwd, env };
