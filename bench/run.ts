@@ -5,6 +5,7 @@ import { envoyBench } from './envoy.js';
 import { sdsBench } from './sds.js';
 import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
+import { statusBench } from './status.js';
 import { xdsBench } from './xds.js';
 
 export interface BenchResult {
@@ -14,7 +15,7 @@ export interface BenchResult {
   notes?: string[];
 }
 
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, xdsBench, iptablesBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, xdsBench, statusBench, iptablesBench];
 
 for (const b of benches) {
   const r = await b();

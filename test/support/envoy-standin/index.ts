@@ -1,10 +1,13 @@
 // Test-side helpers for the stand-in Envoy: where the executable is, a bootstrap with the admin
 // address and the SDS/XDS pipe clusters it needs, the environment that scripts it, and reading
 // what it recorded.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { projectRoot } from '../paths.js';
+import { freePort } from '../ports.js';
 import type { StandinEvent, StandinScript } from './script.js';
 
 export type { SdsScript, StandinEvent, StandinScript, StatScript, XdsResource, XdsScript } from './script.js';
@@ -82,7 +85,11 @@ export interface Standin {
 
 export function readRecord(file: string): StandinEvent[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8')
+  const text = readFileSync(file, 'utf8');
+  // A record still being appended (large ones, such as `start` with a pod's environment, take
+  // more than one write) has no newline yet: only complete lines are events.
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  return complete
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as StandinEvent);
@@ -141,4 +148,34 @@ export function whenGone(pid: number, timeoutMs = 30_000): Promise<number> {
     };
     poll();
   });
+}
+
+/** A stand-in Envoy run directly (no agent), its admin API on a free port. */
+export interface RunningStandin {
+  s: Standin;
+  adminPort: number;
+  child: ChildProcess;
+  /** SIGKILLs the stand-in and waits for it to be gone */
+  stop(): Promise<void>;
+}
+
+/** Starts the stand-in Envoy on its own (for tests of agent parts that talk to Envoy's admin API). */
+export async function runStandin(script: StandinScript = {}): Promise<RunningStandin> {
+  const s = standin({ xds: false, sds: false, ...script });
+  const adminPort = await freePort();
+  const boot = writeTestBootstrap(join(s.dir, 'bootstrap.json'), { adminPort });
+  const child = spawn(standinBin, ['-c', boot, '--drain-time-s', '1'], { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...s.env }, cwd: s.dir, stdio: 'ignore' });
+  await s.waitFor('start');
+  return {
+    s,
+    adminPort,
+    child,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        const gone = once(child, 'exit');
+        child.kill('SIGKILL');
+        await gone;
+      }
+    },
+  };
 }
