@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `pilot-agent` executable. `pilot-agent istio-iptables …` (the istio-init container) is handed
 // to istio-iptables before the agent's command tree (commander) is loaded, and to its one-file
-// CommonJS bundle (see package.json `build`), which starts much faster than the ES module graph.
+// CommonJS bundle (packaging/bundle.mjs), which starts much faster than the agent's modules.
 import { createRequire } from 'node:module';
 import { istioIptablesArgs } from './dispatch.js';
 

@@ -32,7 +32,9 @@ export interface SubsystemDeps {
  */
 function bootstrapStep(config: AgentConfig, sds: SdsSubsystem | undefined): PrepareBootstrap {
   return async () => {
-    const [{ writeBootstrap }, { CREDENTIAL_SOCKET_PATH, socketHealthy }] = await Promise.all([import('../bootstrap/index.js'), import('./security/index.js')]);
+    // The two security modules directly, not security/index: that one also loads the SDS server,
+    // CA client and proto modules, which are not needed before Envoy runs.
+    const [{ writeBootstrap }, { socketHealthy }, { CREDENTIAL_SOCKET_PATH }] = await Promise.all([import('../bootstrap/index.js'), import('./security/subsystem.js'), import('./security/options.js')]);
     const runtime: BootstrapRuntime = {
       customCredentialsFileExists: sds?.serveOnlyFiles ?? false,
       credentialSocketExists: existsSync(CREDENTIAL_SOCKET_PATH) && (await socketHealthy(CREDENTIAL_SOCKET_PATH)),

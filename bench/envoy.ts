@@ -13,7 +13,7 @@ import type { BenchResult } from './run.js';
 import { median, percentile, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const bin = resolve(root, 'dist/agent/main.js');
+const bin = resolve(root, 'dist/bundle/pilot-agent.mjs');
 
 function rssKb(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

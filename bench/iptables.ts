@@ -14,7 +14,7 @@ import { median, percentile, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const iptablesBin = resolve(root, 'dist/bundle/istio-iptables.cjs');
-const agentBin = resolve(root, 'dist/agent/main.js');
+const agentBin = resolve(root, 'dist/bundle/pilot-agent.mjs');
 const INJECTED = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', '', '-b', '*', '-d', '15090,15021,15020'];
 const POD4 = '10.44.0.2';
 const POD6 = 'fd00:44::2';

@@ -86,7 +86,7 @@ async function streamsRss(): Promise<{ before: number; after: number }> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-rss-'));
   // No istiod: plaintext XDS, so the XDS proxy needs no istiod root.
   const env = { PATH: process.env.PATH, POD_NAMESPACE: 'bench', SERVICE_ACCOUNT: 'bench', CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', ECC_SIGNATURE_ALGORITHM: 'ECDSA', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' };
-  const child = spawn(process.execPath, [resolve(root, 'dist/agent/main.js'), 'proxy', 'sidecar'], { cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, [resolve(root, 'dist/bundle/pilot-agent.mjs'), 'proxy', 'sidecar'], { cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     await new Promise<void>((res, rej) => {
       let out = '';

@@ -8,7 +8,7 @@ import type { BenchResult } from './run.js';
 import { median, percentile, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const bin = resolve(root, 'dist/agent/main.js');
+const bin = resolve(root, 'dist/bundle/pilot-agent.mjs');
 
 export async function startupBench(): Promise<BenchResult> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-start-'));

@@ -18,7 +18,7 @@ import type { BenchResult } from './run.js';
 import { median, percentile } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
-const bin = resolve(root, 'dist/agent/main.js');
+const bin = resolve(root, 'dist/bundle/pilot-agent.mjs');
 
 const SERIES = 100_000;
 const APP_BYTES = 1 << 20;
@@ -118,7 +118,7 @@ export async function statusBench(): Promise<BenchResult> {
       GRPC_XDS_BOOTSTRAP: '',
       ENVOY_PROMETHEUS_PORT: String(adminPort),
       ISTIO_PROMETHEUS_ANNOTATIONS: JSON.stringify({ scrape: 'true', port: String(appPort), path: '/metrics' }),
-      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, customConfigFile: 'bootstrap.json', proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s' }),
+      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, customConfigFile: 'bootstrap.json', proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s', controlPlaneAuthPolicy: 'NONE' }),
       ...s.env,
     },
   });

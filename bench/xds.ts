@@ -120,7 +120,7 @@ async function setup(tls: boolean): Promise<Setup> {
     ECC_SIGNATURE_ALGORITHM: 'ECDSA',
     PROXY_CONFIG: JSON.stringify(tls ? { discoveryAddress: `localhost:${port}` } : { discoveryAddress: `127.0.0.1:${port}`, controlPlaneAuthPolicy: 'NONE' }),
   };
-  const agent = await startChild([resolve(root, 'dist/agent/main.js'), 'proxy', 'sidecar'], /XDS proxy listening on "([^"]+)"/, { cwd, env });
+  const agent = await startChild([resolve(root, 'dist/bundle/pilot-agent.mjs'), 'proxy', 'sidecar'], /XDS proxy listening on "([^"]+)"/, { cwd, env });
   const direct: Target = tls
     ? { address: `localhost:${port}`, creds: grpc.credentials.createSsl(readFileSync(rootFile)), options: { 'grpc.ssl_target_name_override': 'istiod.istio-system.svc', 'grpc.default_authority': 'istiod.istio-system.svc' } }
     : { address: `127.0.0.1:${port}`, creds: grpc.credentials.createInsecure(), options: {} };

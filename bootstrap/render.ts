@@ -2,7 +2,7 @@
 // built as typed objects in the template's order (spec bootstrap.md §4–§6). Pure: the inputs
 // Istio reads from the process environment and the filesystem arrive in BootstrapInput, so the
 // same function serves the agent, the conformance corpus and the property tests.
-import { isIP } from 'node:net';
+import { ipFamily as addrFamily } from '../lib/netip.js';
 import { posix } from 'node:path';
 import { parseGoInt } from '../lib/goparse.js';
 import {
@@ -63,13 +63,13 @@ interface IpFamily {
 
 /** Spec §3.7. IPv4-mapped IPv6 counts as IPv6; unparsable entries are skipped. */
 export function ipFamily(ips: readonly string[], dualStack: boolean): IpFamily {
-  const fams = ips.map((ip) => isIP(ip)).filter((f) => f !== 0);
+  const fams = ips.map((ip) => addrFamily(ip)).filter((f) => f !== 0);
   const v4: IpFamily = { localhost: '127.0.0.1', wildcard: '0.0.0.0', dnsLookupFamily: 'V4_ONLY' };
   if (fams.every((f) => f === 4)) return v4;
   if (fams.every((f) => f === 6)) return { localhost: '::1', wildcard: '::', dnsLookupFamily: 'V6_ONLY' };
   if (!dualStack) return v4;
-  const first = ips.find((ip) => isIP(ip) !== 0) ?? '';
-  const firstIsV6 = isIP(first) === 6 && !/^fe[89ab]/i.test(first);
+  const first = ips.find((ip) => addrFamily(ip) !== 0) ?? '';
+  const firstIsV6 = addrFamily(first) === 6 && !/^fe[89ab]/i.test(first);
   return firstIsV6
     ? { localhost: '::1', wildcard: '::', dnsLookupFamily: 'ALL', additionalLocalhost: '127.0.0.1', additionalWildcard: '0.0.0.0' }
     : { localhost: '127.0.0.1', wildcard: '0.0.0.0', dnsLookupFamily: 'ALL', additionalLocalhost: '::1', additionalWildcard: '::' };

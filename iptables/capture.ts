@@ -1,7 +1,7 @@
 // CaptureConfig → RuleSet: Istio's capture rules in Istio's exact order (spec §3). Pure; the
 // only failure is a bad CIDR list, reported before anything is applied.
 import { ConfigError, splitList, type CaptureConfig } from './config.js';
-import { formatPrefix, is4, isLoopback, NetipError, parsePrefix } from './netip.js';
+import { formatPrefix, is4, isLoopback, NetipError, parsePrefix } from '../lib/netip.js';
 import { IP_VERSION_SPECIFIC as V, RuleBuilder, type RuleSet } from './ruleset.js';
 
 const NAT = 'nat';

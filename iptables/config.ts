@@ -5,7 +5,7 @@
 import type { EnvSource } from '../lib/env.js';
 import { iptablesEnv } from './env.js';
 import type { IptablesFlags } from './flags.js';
-import { formatAddr, is4, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, parseAddr, parsePrefix, unmap, type Addr } from './netip.js';
+import { formatAddr, is4, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, parseAddr, parsePrefix, unmap, type Addr } from '../lib/netip.js';
 
 export type InterceptionMode = 'REDIRECT' | 'TPROXY';
 

@@ -9,5 +9,5 @@ export { iptablesEnv } from './env.js';
 export { RuleBuilder, renderRestore, renderCommands, renderChecks, renderUndo, payloadTables, type Rule, type RuleSet, type Family } from './ruleset.js';
 export { parseSave, structuralDelta, expectedState, istioFootprint, saveSections } from './state.js';
 export { DryRunRecorder, RealDependencies, detectBackend, hasRules, parseVersion, type Dependencies, type ExecResult, type Backend } from './deps.js';
-export { parseAddr, parsePrefix, formatAddr, formatPrefix } from './netip.js';
+export { parseAddr, parsePrefix, formatAddr, formatPrefix } from '../lib/netip.js';
 export { validate, VALIDATION_FAILED } from './validation.js';

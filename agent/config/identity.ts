@@ -1,6 +1,6 @@
 // Proxy identity (pilot-agent's initProxy): IP list, IP mode, proxy ID, DNS domain and the Envoy
 // node ID `<type>~<ip>~<pod>.<ns>~<domain>`. Pure: interface addresses are passed in.
-import { isIP } from 'node:net';
+import { formatAddr, ipFamily, parseAddr, unmap } from '../../lib/netip.js';
 
 export const PROXY_TYPES = ['sidecar', 'router', 'waypoint', 'ztunnel', 'agentgateway'] as const;
 export type ProxyType = (typeof PROXY_TYPES)[number];
@@ -40,27 +40,24 @@ export function parseProxyType(arg: string | undefined): ProxyType {
 
 /** Go netip's canonical text form, with IPv4-mapped IPv6 unwrapped. Undefined if not an IP. */
 export function canonicalIp(addr: string): string | undefined {
-  const bare = addr.replace(/%.*$/, '');
-  const fam = isIP(bare);
-  if (fam === 4) return bare;
-  if (fam !== 6) return undefined;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
-  if (mapped) return mapped[1];
-  // Round-trip through URL to get the compressed lower-case form Go prints.
-  return new URL(`http://[${bare}]/`).hostname.slice(1, -1);
+  try {
+    return formatAddr(unmap(parseAddr(addr.replace(/%.*$/, ''))));
+  } catch {
+    return undefined;
+  }
 }
 
 function isLinkLocal(ip: string): boolean {
-  if (isIP(ip) === 4) return ip.startsWith('169.254.');
+  if (ipFamily(ip) === 4) return ip.startsWith('169.254.');
   return /^fe[89ab][0-9a-f]:/i.test(ip) || /^ff[0-9a-f]2:/i.test(ip);
 }
 
 function isLinkLocalMulticast(ip: string): boolean {
-  return isIP(ip) === 4 ? ip.startsWith('224.0.0.') : /^ff[0-9a-f]2:/i.test(ip);
+  return ipFamily(ip) === 4 ? ip.startsWith('224.0.0.') : /^ff[0-9a-f]2:/i.test(ip);
 }
 
 function isLoopback(ip: string): boolean {
-  return isIP(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
+  return ipFamily(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
 }
 
 function isUnspecified(ip: string): boolean {
@@ -80,8 +77,8 @@ export function usableInterfaceIps(addrs: readonly InterfaceAddress[], excludeIn
 }
 
 export function ipModeOf(ips: readonly string[]): IpMode {
-  const v4 = ips.filter((ip) => isIP(ip) === 4).length;
-  const v6 = ips.filter((ip) => isIP(ip) === 6).length;
+  const v4 = ips.filter((ip) => ipFamily(ip) === 4).length;
+  const v6 = ips.filter((ip) => ipFamily(ip) === 6).length;
   if (v6 === 0) return 'v4';
   if (v4 === 0) return 'v6';
   return 'dual';

@@ -39,7 +39,7 @@ const env: NodeJS.ProcessEnv = {
   ...process.env,
 };
 
-const args = [resolve(projectRoot, 'dist/agent/main.js'), 'proxy', 'sidecar', ...process.argv.slice(2)];
+const args = [resolve(projectRoot, 'dist/bundle/pilot-agent.mjs'), 'proxy', 'sidecar', ...process.argv.slice(2)];
 process.stdout.write(
   `npm start: pilot-agent proxy sidecar in ${workdir} (${envoy ? `Envoy at ${envoy}` : 'no envoy on PATH'}); ` +
     `SDS on ${join(workdir, 'var/run/secrets/workload-spiffe-uds/socket')}, XDS on ${join(workdir, 'etc/istio/proxy/XDS')}; Ctrl-C stops it\n`,

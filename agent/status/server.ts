@@ -4,7 +4,7 @@
 // before Envoy exists — and listens with node:http alone; probes, prom-client and the admin
 // client load when first used.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import { ipFamily } from '../../lib/netip.js';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
@@ -57,7 +57,7 @@ function isLinkLocalV6(ip: string): boolean {
 /** IPv6 when the proxy is IPv6-only, or (dual-stack) when INSTANCE_IP is a routable IPv6 address. */
 export function probesUseIpv6(config: AgentConfig): boolean {
   const podIp = config.env.INSTANCE_IP;
-  return config.identity.ipMode === 'v6' || (isIP(podIp) === 6 && !isLinkLocalV6(podIp));
+  return config.identity.ipMode === 'v6' || (ipFamily(podIp) === 6 && !isLinkLocalV6(podIp));
 }
 
 /** Where Envoy's admin API is dialled for readiness: 127.0.0.1, or ::1 for IPv6 pods. */
@@ -139,7 +139,7 @@ export interface StatusServerDeps {
 export function isLoopback(remote: string | undefined): boolean {
   if (!remote) return false;
   const ip = remote.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  if (isIP(ip) === 4) return ip.startsWith('127.');
+  if (ipFamily(ip) === 4) return ip.startsWith('127.');
   return ip === '::1' || /^0{0,4}(:0{0,4}){6}:0{0,3}1$/.test(ip);
 }
 

@@ -17,7 +17,7 @@
 // upstream connection. Nothing is kept across streams but the health report.
 import type * as grpcTypes from '@grpc/grpc-js';
 import { scope } from '../../lib/log.js';
-import { goStatusText } from '../security/index.js';
+import { goStatusText } from '../security/ca-client.js';
 import { classifyTermination, type XdsProxyMetrics } from './metrics.js';
 import { forwardedToEnvoy, HEALTH_INFO_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, PROXY_CONFIG_TYPE, shortType } from './types.js';
 import type { UpstreamConnection } from './upstream.js';

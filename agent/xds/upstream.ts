@@ -25,7 +25,7 @@ import {
   xdsRootCertSource,
   type ClientCertPaths,
   type RootCertSource,
-} from '../security/index.js';
+} from '../security/credentials.js';
 
 const log = scope('xdsproxy');
 

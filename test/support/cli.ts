@@ -1,4 +1,4 @@
-// Spawns the real built CLI (dist/agent/main.js) and collects its output and exit status.
+// Spawns the real built CLI (the `pilot-agent` bin, dist/bundle/pilot-agent.mjs) and collects its output and exit status.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { pilotAgentBin } from './paths.js';

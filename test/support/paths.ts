@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 export const projectRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 export const conformanceRoot = resolve(projectRoot, '../shared/conformance');
 export const injectionDir = process.env.INJECTION_DIR ?? resolve(conformanceRoot, 'injection');
-export const pilotAgentBin = resolve(projectRoot, 'dist/agent/main.js');
+/** The shipped `pilot-agent` bin: the ES module bundle (packaging/bundle.mjs). */
+export const pilotAgentBin = resolve(projectRoot, 'dist/bundle/pilot-agent.mjs');
 /** The shipped `istio-iptables` bin: the CommonJS bundle (package.json `build`). */
 export const istioIptablesBin = resolve(projectRoot, 'dist/bundle/istio-iptables.cjs');
