@@ -6,12 +6,22 @@ import { basename, dirname, join } from 'node:path';
 
 let counter = 0;
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/**
+ * `mode` is filtered by the process umask, as Go's os.WriteFile does, unless `exactMode` is set:
+ * then the file gets exactly `mode` whatever the umask (fchmod on the temp file, before rename).
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  { exactMode = false }: { exactMode?: boolean } = {},
+): Promise<void> {
   // pid + counter is unique among live writers; 'wx' below refuses to reuse a stale name.
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   let fh;
   try {
     fh = await open(tmp, 'wx', mode);
+    if (exactMode) await fh.chmod(mode);
     await fh.writeFile(data);
     await fh.sync();
     await fh.close();

@@ -1,11 +1,11 @@
 // OUTPUT_CERTS: the workload key, chain and root written to a directory for other programs
 // (VMs, proxyless apps, PROV_CERT=OUTPUT_CERTS re-authentication). Each file is written
-// atomically (temp file in the same directory, chmod, rename) and only when its content changed.
+// atomically with exactly its mode (lib/atomic-file.ts) and only when its content changed.
 // Unlike Istio, which writes them only when a secret is generated for a request, the secret
 // manager calls this on every rotation too, so the files never go stale.
-import { randomBytes } from 'node:crypto';
-import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { scope } from '../../lib/log.js';
 import type { SecretItem } from './types.js';
 
@@ -15,22 +15,14 @@ export const OUTPUT_KEY_FILE = 'key.pem';
 export const OUTPUT_CERT_CHAIN_FILE = 'cert-chain.pem';
 export const OUTPUT_ROOT_FILE = 'root-cert.pem';
 
-/** Writes `data` to `path` atomically with `mode`, unless the file already holds exactly that. */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<boolean> {
+/** Writes `data` to `path` atomically with exactly `mode`, unless the file already holds exactly that. */
+async function writeIfChanged(path: string, data: string, mode: number): Promise<boolean> {
   try {
     if ((await readFile(path, 'utf8')) === data) return false;
   } catch {
     // absent or unreadable: write it
   }
-  const tmp = `${path}.tmp.${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await chmod(tmp, mode); // the umask must not loosen or tighten it
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, data, mode, { exactMode: true }); // the umask must not loosen or tighten it
   return true;
 }
 
@@ -46,7 +38,7 @@ export async function writeOutputCerts(dir: string, item: SecretItem, certMode: 
   if (item.rootCert) jobs.push([OUTPUT_ROOT_FILE, item.rootCert, certMode]);
   for (const [name, data, mode] of jobs) {
     try {
-      if (await writeFileAtomic(join(dir, name), data, mode)) log.info(`wrote ${join(dir, name)}`);
+      if (await writeIfChanged(join(dir, name), data, mode)) log.info(`wrote ${join(dir, name)}`);
     } catch (err) {
       log.error(`failed to write ${join(dir, name)}: ${(err as Error).message}`);
     }
