@@ -2,9 +2,9 @@
 // ISTIO_AGENT_LOCAL_CA_DIR (relative to the working directory) and reused afterwards, signing
 // workload CSRs in-process. For `npm start` and development without a cluster; it is only ever
 // selected explicitly, never as a fallback when istiod is unreachable.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { writeFileAtomic } from '../../../lib/atomic-file.js';
 import { scope } from '../../../lib/log.js';
 import { keyMatchesCertificate, parseCertificate } from '../pem.js';
 import type { CaClient } from '../types.js';
@@ -26,17 +26,6 @@ async function readIfExists(p: string): Promise<string | undefined> {
   }
 }
 
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp.${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, data, { mode, flag: 'wx' });
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 /**
  * Loads the local CA from `dir`, creating the directory (0700) and a new root (key 0600) when
  * neither file exists. A half-present or mismatched pair is an error naming the files: the
@@ -51,8 +40,8 @@ export async function loadOrCreateLocalCa(dir: string, trustDomain: string): Pro
     await mkdir(abs, { recursive: true, mode: 0o700 });
     const ca = await CertificateAuthority.createRoot({ organization: trustDomain, commonName: 'istio-agent local CA' });
     // Key first: a reader that finds the certificate always finds its key.
-    await writeAtomic(keyPath, await ca.privateKeyPem(), 0o600);
-    await writeAtomic(certPath, ca.certPem, 0o644);
+    await writeFileAtomic(keyPath, await ca.privateKeyPem(), 0o600);
+    await writeFileAtomic(certPath, ca.certPem, 0o644);
     log.info(`created local CA root ${certPath}`);
     return ca;
   }
