@@ -7,6 +7,7 @@ import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import pb from 'protobufjs/minimal.js';
 import { ProbeError } from './errors.js';
+import { raceAbort } from './probers.js';
 
 const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 const GRPC_CODES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];
@@ -41,6 +42,7 @@ export interface CheckOptions {
   service: string;
   userAgent?: string | undefined;
   timeoutMs: number;
+  /** the probe's deadline: aborting rejects with its reason (grpcHealthProbe words it as gRPC's DeadlineExceeded) */
   signal: AbortSignal;
 }
 
@@ -85,14 +87,5 @@ export function checkHealth(sock: Socket, authority: string, o: CheckOptions): P
     req.end(encodeHealthCheckRequest(o.service));
   });
   const close = () => session?.destroy();
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(new ProbeError('rpc error: code = DeadlineExceeded desc = context deadline exceeded'));
-    if (o.signal.aborted) onAbort();
-    else o.signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([p, aborted]).finally(() => {
-    o.signal.removeEventListener('abort', onAbort);
-    close();
-  });
+  return raceAbort(p, o.signal, close).finally(close);
 }

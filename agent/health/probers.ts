@@ -57,8 +57,8 @@ function abortError(signal: AbortSignal): ProbeError {
   return r instanceof ProbeError ? r : new ProbeError(r instanceof Error ? r.message : 'context canceled');
 }
 
-/** Rejects when the signal aborts; `cleanup` runs either way. */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => void): Promise<T> {
+/** Rejects with the abort reason (a ProbeError) when the signal aborts first; `onAbort` runs then. */
+export function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => void): Promise<T> {
   if (signal.aborted) {
     onAbort();
     return Promise.reject(abortError(signal));

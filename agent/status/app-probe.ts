@@ -3,7 +3,7 @@
 // 127.0.0.6 (::6), which the capture rules let through to the app instead of into Envoy. Only
 // the configured probes exist (no open proxy): the destination is always the pod's own address
 // and the port the one the injector wrote.
-import type { Agent, IncomingMessage, ServerResponse } from 'node:http';
+import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { scope } from '../../lib/log.js';
 import type { AppProber, AppProbers } from './app-probers.js';
 import { respond } from './respond.js';
@@ -99,8 +99,7 @@ export class AppProbeHandler {
     if (this.s.keepAlive && prober.scheme === 'HTTP') {
       agent = this.#agents.get(path);
       if (!agent) {
-        const { Agent: HttpAgent } = await import('node:http');
-        agent = new HttpAgent({ keepAlive: true, maxSockets: 1, localAddress: this.s.localAddress });
+        agent = new Agent({ keepAlive: true, maxSockets: 1, localAddress: this.s.localAddress });
         this.#agents.set(path, agent);
       }
     }

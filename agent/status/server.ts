@@ -4,7 +4,7 @@
 // before Envoy exists — and listens with node:http alone; probes, prom-client and the admin
 // client load when first used.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ipFamily } from '../../lib/netip.js';
+import { ipFamily, isLoopback as isLoopbackAddr, parseAddr } from '../../lib/netip.js';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
 import type { AgentConfig } from '../config/index.js';
@@ -135,12 +135,17 @@ export interface StatusServerDeps {
   maxAppBodyBytes?: number;
 }
 
-/** Loopback = 127.0.0.0/8 or ::1, also as IPv4-mapped IPv6 (a dual-stack listener's view). */
+/**
+ * Loopback = 127.0.0.0/8 or ::1, also as IPv4-mapped IPv6 (a dual-stack listener's view), by
+ * Go netip's rules (lib/netip): the remote address is Node's inet_ntop form of the peer.
+ */
 export function isLoopback(remote: string | undefined): boolean {
   if (!remote) return false;
-  const ip = remote.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
-  if (ipFamily(ip) === 4) return ip.startsWith('127.');
-  return ip === '::1' || /^0{0,4}(:0{0,4}){6}:0{0,3}1$/.test(ip);
+  try {
+    return isLoopbackAddr(parseAddr(remote));
+  } catch {
+    return false; // not an address at all
+  }
 }
 
 export class StatusServer implements Subsystem {
