@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { encodeRequest } from '../agent/xds/wire.js';
 import type { BenchResult } from './run.js';
 import { median, percentile } from './stats.js';
 
@@ -54,11 +55,7 @@ function vmRssKb(pid: number): number {
 
 /** A DiscoveryRequest / DeltaDiscoveryRequest with only type_url (and the nonce of an ACK). */
 function request(delta: boolean, nonce = ''): Buffer {
-  const field = (n: number, s: string) => {
-    const b = Buffer.from(s);
-    return Buffer.concat([Buffer.from([(n << 3) | 2, b.length]), b]);
-  };
-  return Buffer.concat([field(delta ? 2 : 4, CDS), ...(nonce ? [field(delta ? 6 : 5, nonce)] : [])]);
+  return encodeRequest({ typeUrl: CDS, responseNonce: nonce }, delta ? 'delta' : 'sotw');
 }
 
 interface Target {

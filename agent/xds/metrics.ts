@@ -34,19 +34,6 @@ export class XdsProxyMetrics {
       envoy_connection_terminations: this.envoyTerminations.cancelled + this.envoyTerminations.error,
     };
   }
-
-  /** Every series with Istio's labels (the terminations split by `type`). */
-  series(): { name: string; labels: Record<string, string>; value: number }[] {
-    return [
-      { name: 'xds_proxy_requests', labels: {}, value: this.requests },
-      { name: 'xds_proxy_responses', labels: {}, value: this.responses },
-      { name: 'istiod_connection_failures', labels: {}, value: this.istiodConnectionFailures },
-      { name: 'istiod_connection_terminations', labels: { type: 'cancelled' }, value: this.istiodTerminations.cancelled },
-      { name: 'istiod_connection_terminations', labels: { type: 'error' }, value: this.istiodTerminations.error },
-      { name: 'envoy_connection_terminations', labels: { type: 'cancelled' }, value: this.envoyTerminations.cancelled },
-      { name: 'envoy_connection_terminations', labels: { type: 'error' }, value: this.envoyTerminations.error },
-    ];
-  }
 }
 
 /** gRPC status codes (numbers, so this module needs no gRPC import). */

@@ -131,24 +131,17 @@ export interface AgentRequest {
 export function encodeRequest(req: AgentRequest, flavour: Flavour): Buffer {
   const f = FIELDS[flavour].request;
   const w = protobuf.Writer.create();
-  // Field order follows the field numbers, as protobuf encoders emit them.
-  const fields: [number, () => void][] = [];
-  if (flavour === 'sotw' && req.versionInfo) fields.push([f.versionInfo, () => w.uint32((f.versionInfo << 3) | LEN).string(req.versionInfo!)]);
-  if (req.typeUrl) fields.push([f.typeUrl, () => w.uint32((f.typeUrl << 3) | LEN).string(req.typeUrl)]);
-  if (req.responseNonce) fields.push([f.responseNonce, () => w.uint32((f.responseNonce << 3) | LEN).string(req.responseNonce!)]);
+  // Written in field-number order, as protobuf encoders emit them (SotW 1, 4, 5, 6; delta 2, 6, 7).
+  if (flavour === 'sotw' && req.versionInfo) w.uint32((f.versionInfo << 3) | LEN).string(req.versionInfo);
+  if (req.typeUrl) w.uint32((f.typeUrl << 3) | LEN).string(req.typeUrl);
+  if (req.responseNonce) w.uint32((f.responseNonce << 3) | LEN).string(req.responseNonce);
   if (req.errorDetail) {
     const e = req.errorDetail;
-    fields.push([
-      f.errorDetail,
-      () => {
-        w.uint32((f.errorDetail << 3) | LEN).fork();
-        if (e.code) w.uint32((1 << 3) | VARINT).int32(e.code);
-        if (e.message) w.uint32((2 << 3) | LEN).string(e.message);
-        w.ldelim();
-      },
-    ]);
+    w.uint32((f.errorDetail << 3) | LEN).fork();
+    if (e.code) w.uint32((1 << 3) | VARINT).int32(e.code);
+    if (e.message) w.uint32((2 << 3) | LEN).string(e.message);
+    w.ldelim();
   }
-  for (const [, write] of fields.sort((a, b) => a[0] - b[0])) write();
   const bytes = w.finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
