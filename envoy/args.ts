@@ -1,7 +1,7 @@
 // Envoy's command line exactly as pilot-agent builds it (spec agent.md §6.3, Istio's
 // pkg/envoy/proxy.go). Pure: the bootstrap path and the already-converted `--config-yaml` text are
 // inputs, so the argv is a function of the configuration alone.
-import { ipFamily } from '../lib/netip.js';
+import { is4In6, is6, parseAddr } from '../lib/netip.js';
 
 export interface EnvoyArgsOptions {
   /** `-c`: the bootstrap file (generated path or ProxyConfig customConfigFile), passed as-is */
@@ -57,11 +57,12 @@ export function splitComponentLog(level: string): ComponentLogSplit {
 
 /** Go's net.ParseIP(ip) != nil && To4() == nil: IPv6 and not an IPv4-mapped address. */
 function isIpv6Only(ip: string): boolean {
-  if (ipFamily(ip) !== 6) return false;
   try {
-    return !/^\[::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}\]$/.test(new URL(`http://[${ip}]/`).hostname);
+    const a = parseAddr(ip);
+    // net.ParseIP rejects zoned addresses.
+    return is6(a) && a.zone === '' && !is4In6(a);
   } catch {
-    return false; // zoned addresses do not parse in Go either
+    return false;
   }
 }
 

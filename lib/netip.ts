@@ -191,6 +191,11 @@ export function isLinkLocalMulticast(a: Addr): boolean {
   return u.bytes[0] === 0xff && (u.bytes[1]! & 0x0f) === 0x02;
 }
 
+/** Go Addr.IsUnspecified: 0.0.0.0 or :: (no zone). */
+export function isUnspecified(a: Addr): boolean {
+  return a.zone === '' && a.bytes.every((b) => b === 0);
+}
+
 /** Go Addr.String(): dotted quad, or RFC 5952 IPv6 (longest zero run compressed, first on a tie). */
 export function formatAddr(a: Addr): string {
   if (is4(a)) return Array.from(a.bytes).join('.');

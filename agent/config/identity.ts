@@ -1,6 +1,6 @@
 // Proxy identity (pilot-agent's initProxy): IP list, IP mode, proxy ID, DNS domain and the Envoy
 // node ID `<type>~<ip>~<pod>.<ns>~<domain>`. Pure: interface addresses are passed in.
-import { formatAddr, ipFamily, parseAddr, unmap } from '../../lib/netip.js';
+import { formatAddr, ipFamily, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, isUnspecified, parseAddr, unmap, type Addr } from '../../lib/netip.js';
 
 export const PROXY_TYPES = ['sidecar', 'router', 'waypoint', 'ztunnel', 'agentgateway'] as const;
 export type ProxyType = (typeof PROXY_TYPES)[number];
@@ -38,30 +38,19 @@ export function parseProxyType(arg: string | undefined): ProxyType {
   return arg as ProxyType;
 }
 
-/** Go netip's canonical text form, with IPv4-mapped IPv6 unwrapped. Undefined if not an IP. */
-export function canonicalIp(addr: string): string | undefined {
+// canonicalIp's address, still parsed: zone dropped, IPv4-mapped IPv6 unwrapped.
+function unmappedAddr(addr: string): Addr | undefined {
   try {
-    return formatAddr(unmap(parseAddr(addr.replace(/%.*$/, ''))));
+    return unmap(parseAddr(addr.replace(/%.*$/, '')));
   } catch {
     return undefined;
   }
 }
 
-function isLinkLocal(ip: string): boolean {
-  if (ipFamily(ip) === 4) return ip.startsWith('169.254.');
-  return /^fe[89ab][0-9a-f]:/i.test(ip) || /^ff[0-9a-f]2:/i.test(ip);
-}
-
-function isLinkLocalMulticast(ip: string): boolean {
-  return ipFamily(ip) === 4 ? ip.startsWith('224.0.0.') : /^ff[0-9a-f]2:/i.test(ip);
-}
-
-function isLoopback(ip: string): boolean {
-  return ipFamily(ip) === 4 ? ip.startsWith('127.') : ip === '::1';
-}
-
-function isUnspecified(ip: string): boolean {
-  return ip === '0.0.0.0' || ip === '::';
+/** Go netip's canonical text form, with IPv4-mapped IPv6 unwrapped. Undefined if not an IP. */
+export function canonicalIp(addr: string): string | undefined {
+  const a = unmappedAddr(addr);
+  return a && formatAddr(a);
 }
 
 /** The "private IPs" Istio scans: non-loopback, non-link-local, specified addresses. */
@@ -69,9 +58,9 @@ export function usableInterfaceIps(addrs: readonly InterfaceAddress[], excludeIn
   const out: string[] = [];
   for (const a of addrs) {
     if (excludeInterfaces.includes(a.name)) continue;
-    const ip = canonicalIp(a.address);
-    if (!ip || isLoopback(ip) || isLinkLocal(ip) || isLinkLocalMulticast(ip) || isUnspecified(ip)) continue;
-    out.push(ip);
+    const ip = unmappedAddr(a.address);
+    if (!ip || isLoopback(ip) || isLinkLocalUnicast(ip) || isLinkLocalMulticast(ip) || isUnspecified(ip)) continue;
+    out.push(formatAddr(ip));
   }
   return out;
 }

@@ -6,13 +6,13 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFi
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import t from 'tap';
-import { parse as parseYaml } from 'yaml';
 import { configureLogging } from '../../lib/log.js';
 import { Agent, ShutdownController } from '../../agent/agent.js';
-import { jsonThenYaml, resolveAgentConfig, type AgentConfig } from '../../agent/config/index.js';
+import type { AgentConfig } from '../../agent/config/index.js';
 import type { PrepareBootstrap } from '../../agent/envoy.js';
 import { buildSubsystems } from '../../agent/subsystems.js';
 import { EnvoyStartError } from '../../envoy/index.js';
+import { standinAgentConfig } from '../support/envoy-standin/agent-config.js';
 import { pidAlive, standin, standinBin, whenGone, writeTestBootstrap, type Standin, type StandinScript } from '../support/envoy-standin/index.js';
 import { freePorts } from '../support/ports.js';
 
@@ -32,21 +32,7 @@ async function setup(script: StandinScript, proxyConfig: Record<string, unknown>
   const s = standin({ exitWithParent: true, ...script });
   const [adminPort, statusPort] = await freePorts(2);
   const bootstrap = join(s.dir, 'etc/istio/proxy/envoy-rev.json');
-  const config = resolveAgentConfig({
-    proxyTypeArg: 'sidecar',
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      INSTANCE_IP: '10.244.1.17',
-      POD_NAME: 'p',
-      POD_NAMESPACE: 'default',
-      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, proxyAdminPort: adminPort, statusPort, drainDuration: '1s', terminationDrainDuration: '0.6s', ...proxyConfig }),
-      ...s.env,
-      ...env,
-    },
-    files: {},
-    interfaces: [{ name: 'eth0', address: '10.244.1.17', internal: false }],
-    parseYaml: jsonThenYaml(parseYaml),
-  }).config;
+  const config = standinAgentConfig({ s, adminPort: adminPort!, statusPort: statusPort!, iface: { name: 'eth0', address: '10.244.1.17', internal: false }, terminationDrainDuration: '0.6s', proxyConfig, env });
   const generated: PrepareBootstrap = async () => ({ path: writeTestBootstrap(bootstrap, { adminPort: adminPort! }), generated: true });
   return { s, config, bootstrap, generated };
 }

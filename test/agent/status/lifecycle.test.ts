@@ -7,12 +7,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parse as parseYaml } from 'yaml';
 import { Agent, ShutdownController } from '../../../agent/agent.js';
-import { jsonThenYaml, resolveAgentConfig } from '../../../agent/config/index.js';
 import { buildSubsystems } from '../../../agent/subsystems.js';
 import { isLoopback, StatusServer } from '../../../agent/status/index.js';
-import { pidAlive, standin, standinBin, writeTestBootstrap, type StandinScript } from '../../support/envoy-standin/index.js';
+import { standinAgentConfig } from '../../support/envoy-standin/agent-config.js';
+import { pidAlive, standin, writeTestBootstrap, type StandinScript } from '../../support/envoy-standin/index.js';
 import { rawGet } from '../../support/metrics.js';
 import { freePorts } from '../../support/ports.js';
 import { statusServer } from './harness.js';
@@ -101,22 +100,15 @@ async function agent(script: StandinScript, proxyConfig: Record<string, unknown>
   const s = standin({ exitWithParent: true, ...script });
   const [adminPort, statusPort] = await freePorts(2);
   const bootstrap = join(s.dir, 'bootstrap.json');
-  const config = resolveAgentConfig({
-    proxyTypeArg: 'sidecar',
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      INSTANCE_IP: '127.0.0.1',
-      POD_NAME: 'p',
-      POD_NAMESPACE: 'default',
-      GRPC_XDS_BOOTSTRAP: '',
-      ENVOY_PROMETHEUS_PORT: String(adminPort),
-      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, proxyAdminPort: adminPort, statusPort, drainDuration: '1s', terminationDrainDuration: '5s', ...proxyConfig }),
-      ...s.env,
-    },
-    files: {},
-    interfaces: [{ name: 'lo', address: '127.0.0.1', internal: true }],
-    parseYaml: jsonThenYaml(parseYaml),
-  }).config;
+  const config = standinAgentConfig({
+    s,
+    adminPort: adminPort!,
+    statusPort: statusPort!,
+    iface: { name: 'lo', address: '127.0.0.1', internal: true },
+    terminationDrainDuration: '5s',
+    proxyConfig,
+    env: { GRPC_XDS_BOOTSTRAP: '', ENVOY_PROMETHEUS_PORT: String(adminPort) },
+  });
   const controller = new ShutdownController();
   const subsystems = await buildSubsystems(config, controller, { prepareBootstrap: async () => ({ path: writeTestBootstrap(bootstrap, { adminPort: adminPort! }), generated: false }), sds: false, xds: false });
   const running = new Agent(config, subsystems).run(controller.signal);
