@@ -85,6 +85,8 @@ function parseIPv6(input: string): Addr {
       const h = hexValue(s.charCodeAt(off));
       if (h < 0) break;
       acc = acc * 16 + h;
+      // Go checks the digit count first: "00001" is refused although its value fits.
+      if (off > 3) throw addrError(input, 'each group must have 4 or less digits', s);
       if (acc > 0xffff) throw addrError(input, 'IPv6 field has value >=2^16', s);
     }
     if (off === 0) throw addrError(input, 'each colon-separated field must have at least one digit', s);

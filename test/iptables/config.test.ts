@@ -28,6 +28,8 @@ t.test('Go netip.ParsePrefix: accepted forms and error text', async (t) => {
     ['1.2.3/8', 'netip.ParsePrefix("1.2.3/8"): ParseAddr("1.2.3"): IPv4 address too short'],
     ['1::2::3/64', 'netip.ParsePrefix("1::2::3/64"): ParseAddr("1::2::3"): multiple :: in address (at ":3")'],
     ['2001:db8:::/32', 'netip.ParsePrefix("2001:db8:::/32"): ParseAddr("2001:db8:::"): each colon-separated field must have at least one digit (at ":")'],
+    ['12345::/33', 'netip.ParsePrefix("12345::/33"): ParseAddr("12345::"): each group must have 4 or less digits (at "12345::")'],
+    ['00001::/64', 'netip.ParsePrefix("00001::/64"): ParseAddr("00001::"): each group must have 4 or less digits (at "00001::")'],
   ];
   for (const [input, msg] of errors) t.throws(() => parsePrefix(input), { message: msg }, input);
 });
