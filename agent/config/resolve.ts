@@ -193,7 +193,10 @@ export function resolveAgentConfig(inputs: ResolveInputs): Resolution {
   const environ: Record<string, string> = {};
   for (const [k, v] of Object.entries(pc.proxyMetadata)) environ[k] = v;
   for (const [k, v] of Object.entries(rawEnv)) if (v !== undefined) environ[k] = v;
-  const env = readEnv(agentEnv, environ, (w) => warnings.push(w.message));
+  // ISTIO_CPU_LIMIT was read (and a bad value warned about) above, for concurrency: once is enough.
+  const env = readEnv(agentEnv, environ, (w) => {
+    if (!(w.name === 'ISTIO_CPU_LIMIT' && w.value === cpuLimitRaw)) warnings.push(w.message);
+  });
 
   const identity = resolveIdentity({
     proxyType,

@@ -144,6 +144,8 @@ t.test('post-processing: ISTIO_CPU_LIMIT, serviceCluster fallback, annotation ov
   t.equal(a.config.proxyConfig.serviceCluster, 'istio-proxy');
   const b = resolveWith(undefined, '{"concurrency": 1}', undefined, { ISTIO_CPU_LIMIT: '3' });
   t.equal(b.config.proxyConfig.concurrency, 1, 'explicit concurrency wins over the CPU limit');
+  const bad = resolveWith(undefined, undefined, undefined, { ISTIO_CPU_LIMIT: '2cpu' });
+  t.equal(bad.warnings.filter((w) => w.includes('ISTIO_CPU_LIMIT')).length, 1, 'a bad ISTIO_CPU_LIMIT is warned about once');
 
   const ann = formatDownwardApi([
     ['sidecar.istio.io/discoveryAddress', 'istiod-canary.istio-system.svc:15012'],
