@@ -8,7 +8,7 @@ import { checkEnvoyBinary } from '../envoy/index.js';
 import type { ShutdownController, Subsystem } from './agent.js';
 import type { AgentConfig } from './config/index.js';
 import { envoySubsystem, type PrepareBootstrap } from './envoy.js';
-import type { HealthCheckSubsystem } from './health/index.js';
+import type { HealthCheckSubsystem } from './health/subsystem.js';
 import type { SdsSubsystem } from './security/index.js';
 import { envoyAdminHost, EnvoyReadinessProbe, StatusServer, statusServerOptions } from './status/index.js';
 
@@ -67,7 +67,7 @@ export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownCon
   // its transitions go to istiod through the XDS proxy (`health.onHealthEvent(...)`).
   let health: HealthCheckSubsystem | undefined;
   if (config.proxyConfig.readinessProbe) {
-    const { HealthCheckSubsystem } = await import('./health/index.js');
+    const { HealthCheckSubsystem } = await import('./health/subsystem.js');
     const envoyProbe = config.env.DISABLE_ENVOY ? undefined : new EnvoyReadinessProbe({ adminHost: envoyAdminHost(config), adminPort: config.proxyConfig.proxyAdminPort });
     health = new HealthCheckSubsystem(config, envoyProbe ? { envoyProbe } : {});
     subsystems.push(health);

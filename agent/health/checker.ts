@@ -4,7 +4,6 @@
 // reported — the XDS proxy turns each into a HealthInformation request to istiod.
 import { scope } from '../../lib/log.js';
 import { ProbeError } from './errors.js';
-import { execProbe, grpcHealthProbe, httpGetProbe, tcpProbe } from './probers.js';
 
 const log = scope('healthcheck');
 
@@ -152,6 +151,9 @@ export class WorkloadHealthChecker {
   /** One probe of the whole chain: Envoy first, then the application. Rejects with the reason. */
   async probeOnce(signal?: AbortSignal): Promise<void> {
     await this.deps.envoyProbe?.check();
+    // The probers (node:http2, tls, child_process) load with the first probe, not on the agent's
+    // way to Envoy's exec, where the checker is built.
+    const { execProbe, grpcHealthProbe, httpGetProbe, tcpProbe } = await import('./probers.js');
     const c = this.config;
     const m = c.method;
     switch (m.kind) {
