@@ -3,22 +3,17 @@
 // exits), side by side with `node -e ''`; (2) the agent's RSS after 10 s idle with the stand-in
 // Envoy running, side by side with an idle bare Node process started at the same moment.
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { standinBin } from '../test/support/envoy-standin/index.js';
 import { freePorts } from '../test/support/ports.js';
 import type { BenchResult } from './run.js';
-import { median, percentile, timeCommand } from './stats.js';
+import { median, percentile, procStatusKb, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = resolve(root, 'dist/bundle/pilot-agent.mjs');
-
-function rssKb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
 
 async function podDir(binaryPath: string) {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-envoy-'));
@@ -63,8 +58,8 @@ export async function envoyBench(): Promise<BenchResult> {
     const agent = spawn(process.execPath, [bin, 'proxy', 'sidecar'], { cwd: p.cwd, env: { ...p.env, ENVOY_STANDIN_SCRIPT: '{"xds":false,"sds":false}' }, stdio: 'ignore' });
     const idle = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 10_000));
-    rss.agent!.push(rssKb(agent.pid!) / 1024);
-    rss.node!.push(rssKb(idle.pid!) / 1024);
+    rss.agent!.push(procStatusKb(agent.pid!) / 1024);
+    rss.node!.push(procStatusKb(idle.pid!) / 1024);
     idle.kill('SIGKILL');
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));

@@ -18,7 +18,7 @@ import { configureLogging } from '../lib/log.js';
 import { SdsTestClient } from '../test/support/sds-client.js';
 import { CertificateAuthority } from '../agent/security/local-ca/index.js';
 import type { BenchResult } from './run.js';
-import { median, percentile } from './stats.js';
+import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const RUNS = 50;
@@ -76,11 +76,6 @@ async function floor(ca: CertificateAuthority, algo: Algo): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-function vmRssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
-}
-
 /** RSS of a real `pilot-agent proxy` (local CA) before and after 100 SDS streams subscribe. */
 async function streamsRss(): Promise<{ before: number; after: number }> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-rss-'));
@@ -102,11 +97,11 @@ async function streamsRss(): Promise<{ before: number; after: number }> {
     await warm.subscribe(['default']);
     warm.close();
     await new Promise((r) => setTimeout(r, 500));
-    const before = vmRssKb(child.pid!);
+    const before = procStatusKb(child.pid!);
     const clients = await Promise.all(Array.from({ length: 100 }, () => SdsTestClient.connect(socket)));
     await Promise.all(clients.map((c, i) => c.subscribe([i % 2 ? 'default' : 'ROOTCA'])));
     await new Promise((r) => setTimeout(r, 500));
-    const after = vmRssKb(child.pid!);
+    const after = procStatusKb(child.pid!);
     for (const c of clients) c.close();
     return { before, after };
   } finally {

@@ -1,5 +1,6 @@
-// Small helpers shared by benchmarks: timing a command repeatedly, percentiles.
+// Small helpers shared by benchmarks: timing a command repeatedly, percentiles, process memory.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -34,4 +35,10 @@ export function timeCommand(cmd: string, args: string[], opts: { env?: NodeJS.Pr
     child.on('error', reject);
     child.on('exit', () => (opts.until ? !done && reject(new Error(`${cmd} exited before ${opts.until}`)) : finish()));
   });
+}
+
+/** A field of /proc/<pid>/status in kB (VmRSS: resident now; VmHWM: peak since start or reset). */
+export function procStatusKb(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
 }

@@ -7,7 +7,7 @@
 // /proc/<pid>/clear_refs right before the scrape), the first scrape (which loads prom-client)
 // reported apart from the steady state.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { standin, standinBin, writeTestBootstrap } from '../test/support/envoy-standin/index.js';
 import { freePorts } from '../test/support/ports.js';
 import type { BenchResult } from './run.js';
-import { median, percentile } from './stats.js';
+import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const bin = resolve(root, 'dist/bundle/pilot-agent.mjs');
@@ -71,17 +71,12 @@ function fetchTimed(port: number, path: string, headers: Record<string, string> 
   });
 }
 
-function status(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
 /** Peak RSS growth (MB) of `pid` while `run` runs: VmHWM is reset to the current RSS first. */
 async function peakGrowth(pid: number, run: () => Promise<unknown>): Promise<number> {
   writeFileSync(`/proc/${pid}/clear_refs`, '5');
-  const before = status(pid, 'VmRSS');
+  const before = procStatusKb(pid, 'VmRSS') / 1024;
   await run();
-  return status(pid, 'VmHWM') - before;
+  return procStatusKb(pid, 'VmHWM') / 1024 - before;
 }
 
 function waitLine(child: ChildProcess, re: RegExp): Promise<void> {
@@ -128,9 +123,9 @@ export async function statusBench(): Promise<BenchResult> {
     // Let the agent settle (SDS, certificates) before measuring its memory.
     await new Promise((r) => setTimeout(r, 2000));
     const pid = agent.pid!;
-    const idleRss = status(pid, 'VmRSS');
+    const idleRss = procStatusKb(pid, 'VmRSS') / 1024;
     const firstGrowth = await peakGrowth(pid, () => fetchTimed(statusPort, '/stats/prometheus'));
-    const firstRss = status(pid, 'VmRSS');
+    const firstRss = procStatusKb(pid, 'VmRSS') / 1024;
 
     const n = 20;
     const direct: number[] = [];

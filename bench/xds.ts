@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { encodeRequest } from '../agent/xds/wire.js';
 import type { BenchResult } from './run.js';
-import { median, percentile } from './stats.js';
+import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const COUNT = 1000;
@@ -46,11 +46,6 @@ function startChild(args: string[], ready: RegExp, opts: { cwd?: string; env?: N
 function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-function vmRssKb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : NaN;
 }
 
 /** A DiscoveryRequest / DeltaDiscoveryRequest with only type_url (and the nonce of an ACK). */
@@ -148,7 +143,7 @@ export async function xdsBench(): Promise<BenchResult> {
         await relay(v.s.proxied, v.delta);
       }
     }
-    const rssAfterWarmup = vmRssKb(tls.agentPid);
+    const rssAfterWarmup = procStatusKb(tls.agentPid);
     const runs = new Map(variants.map((v) => [v.name, { direct: [] as number[], proxied: [] as number[] }]));
     const rss: number[] = [];
     // CPU of the TLS rounds: the agent's when proxying, this process's (the client's) when direct.
@@ -167,7 +162,7 @@ export async function xdsBench(): Promise<BenchResult> {
           agentCpu.push(cpuMs(v.s.agentPid) - a0);
         }
       }
-      rss.push(vmRssKb(tls.agentPid));
+      rss.push(procStatusKb(tls.agentPid));
     }
     const p = (xs: number[], q: number) => percentile([...xs].sort((a, b) => a - b), q).toFixed(1);
     const ratio = (name: string) => median(runs.get(name)!.proxied) / median(runs.get(name)!.direct);
