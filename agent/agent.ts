@@ -4,7 +4,7 @@
 // the ShutdownController's business; stopping Envoy (the last subsystem, so the first stopped)
 // carries the drain out.
 import { scope } from '../lib/log.js';
-import type { AgentConfig } from './config/index.js';
+import type { AgentConfig } from '../config/index.js';
 
 const log = scope('default');
 

@@ -1,13 +1,9 @@
-// Which subsystems the agent runs, in start order (spec §5): the status server, DNS proxy, SDS,
-// XDS proxy, gRPC bootstrap, the VM health checker, then Envoy. Each later issue adds its
-// subsystem here.
-import { existsSync } from 'node:fs';
+// Which subsystems the agent runs, in Istio's start order (pkg/istio-agent/agent.go Run): the
+// status server, SDS, the VM health checker, the XDS proxy (with the gRPC bootstrap), then Envoy.
 import { scope } from '../lib/log.js';
-import type { BootstrapRuntime } from '../bootstrap/index.js';
-import { checkEnvoyBinary } from '../envoy/index.js';
+import type { AgentConfig } from '../config/index.js';
 import type { ShutdownController, Subsystem } from './agent.js';
-import type { AgentConfig } from './config/index.js';
-import { envoySubsystem, type PrepareBootstrap } from './envoy.js';
+import { createEnvoySubsystem, type PrepareBootstrap } from './envoy/subsystem.js';
 import type { HealthCheckSubsystem } from './health/subsystem.js';
 import type { SdsSubsystem } from './security/index.js';
 import { envoyAdminHost, EnvoyReadinessProbe, StatusServer, statusServerOptions } from './status/index.js';
@@ -23,40 +19,23 @@ export interface SubsystemDeps {
   xds?: false;
 }
 
-/**
- * The bootstrap step Envoy starts with: bootstrap/ `writeBootstrap` picks the file (ProxyConfig
- * customConfigFile as written, generated: false; otherwise `<configPath>/envoy-rev.json`, generated:
- * true, deleted when Envoy exits; a custom template is one clear error). Imported when Envoy
- * starts, so `DISABLE_ENVOY` runs never load it. The runtime facts come from the subsystems that
- * started before Envoy (the SDS socket decision).
- */
-function bootstrapStep(config: AgentConfig, sds: SdsSubsystem | undefined): PrepareBootstrap {
-  return async () => {
-    // The two security modules directly, not security/index: that one also loads the SDS server,
-    // CA client and proto modules, which are not needed before Envoy runs.
-    const [{ writeBootstrap }, { socketHealthy }, { CREDENTIAL_SOCKET_PATH }] = await Promise.all([import('../bootstrap/index.js'), import('./security/subsystem.js'), import('./security/options.js')]);
-    const runtime: BootstrapRuntime = {
-      customCredentialsFileExists: sds?.serveOnlyFiles ?? false,
-      credentialSocketExists: existsSync(CREDENTIAL_SOCKET_PATH) && (await socketHealthy(CREDENTIAL_SOCKET_PATH)),
-    };
-    return writeBootstrap(config, runtime);
-  };
-}
-
 export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownController, deps: SubsystemDeps = {}): Promise<Subsystem[]> {
   const subsystems: Subsystem[] = [];
-  // Step 5: the status server, first (before Envoy exists). Its options are parsed here, so a bad
+  // The status server, first (before Envoy exists). Its options are parsed here, so a bad
   // ISTIO_KUBE_APP_PROBERS or ISTIO_PROMETHEUS_ANNOTATIONS is one start-up error.
   let status: StatusServer | undefined;
   if (config.proxyConfig.statusPort > 0) {
     status = new StatusServer(statusServerOptions(config), shutdown);
     subsystems.push(status);
   }
-  // A bad binaryPath fails start-up before any subsystem creates a socket or a file.
-  if (!config.env.DISABLE_ENVOY) await checkEnvoyBinary(config.proxyConfig.binaryPath, config.environ.PATH);
-  // 7b/7c: SDS socket decision, secret manager + CA client, SDS server (or the proxyless fetch
-  // loop). Constructing it validates the security options (step 3), so bad ones fail start-up.
+  // Envoy's binary is checked now (inside createEnvoySubsystem): a bad binaryPath fails start-up
+  // before any subsystem creates a socket or a file. Envoy itself starts last.
   let sds: SdsSubsystem | undefined;
+  const envoy = config.env.DISABLE_ENVOY
+    ? undefined
+    : await createEnvoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap, serveOnlyFiles: () => sds?.serveOnlyFiles ?? false });
+  // The SDS socket decision, secret manager + CA client, SDS server (or the proxyless fetch
+  // loop). Constructing it validates the security options, so bad ones fail start-up.
   if (deps.sds !== false) {
     const { SdsSubsystem } = await import('./security/subsystem.js');
     sds = new SdsSubsystem(config);
@@ -72,20 +51,17 @@ export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownCon
     health = new HealthCheckSubsystem(config, envoyProbe ? { envoyProbe } : {});
     subsystems.push(health);
   }
-  // 7d–7f: XDS proxy (root CA checked, socket bound; gRPC loads once Envoy runs) and the gRPC
+  // The XDS proxy (root CA checked, socket bound; gRPC loads once Envoy runs) and the gRPC
   // bootstrap file. PCDS trust anchors, when enabled, go to the SDS secret manager.
   if (deps.xds !== false) {
     const { XdsSubsystem } = await import('./xds/index.js');
-    const trustBundle = sds ? { trustBundle: async (pems: string[]) => sds.secretManager?.updateConfigTrustBundle(pems) } : {};
+    const trustBundle = sds ? { trustBundle: async (pems: string[]) => sds?.secretManager?.updateConfigTrustBundle(pems) } : {};
     const xds = new XdsSubsystem(config, trustBundle);
     subsystems.push(xds);
     status?.addMetricsSource(xds);
     health?.onHealthEvent((e) => xds.sendHealth(e));
   }
-  if (config.env.DISABLE_ENVOY) {
-    log.info('DISABLE_ENVOY is set: the agent runs without Envoy');
-  } else {
-    subsystems.push(envoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap ?? bootstrapStep(config, sds) }));
-  }
+  if (envoy) subsystems.push(envoy);
+  else log.info('DISABLE_ENVOY is set: the agent runs without Envoy');
   return subsystems;
 }

@@ -4,9 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jsonThenYaml, resolveAgentConfig } from '../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig } from '../config/index.js';
 import { bootstrapInputFrom, renderBootstrap, serializeBootstrap } from '../bootstrap/index.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile } from './stats.js';
 
 const dist = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -30,14 +30,14 @@ function renderTimes(n: number): number[] {
 }
 
 /**
- * In a fresh Node: ms to import agent/config (what the CLI has loaded before Envoy starts, shown
+ * In a fresh Node: ms to import config/ (what the CLI has loaded before Envoy starts, shown
  * for scale) and then the ms bootstrap/ adds on top of it.
  */
 function importCost(): [config: number, bootstrap: number] {
   const script = `
     const { performance } = await import('node:perf_hooks');
     const t0 = performance.now();
-    await import(${JSON.stringify(`${dist}/agent/config/index.js`)});
+    await import(${JSON.stringify(`${dist}/config/index.js`)});
     await import(${JSON.stringify(`${dist}/lib/log.js`)});
     const t1 = performance.now();
     await import(${JSON.stringify(`${dist}/bootstrap/index.js`)});
@@ -58,7 +58,7 @@ export async function bootstrapBench(): Promise<BenchResult> {
     rows: [
       ['measure', 'p50 ms', 'p90 ms', 'target ms', ''],
       row('render + serialise default sidecar bootstrap (2000 runs after warm-up)', renders, 5),
-      row('import agent/config + lib/log, for scale (20 fresh processes)', imports.map((x) => x[0])),
+      row('import config/ + lib/log, for scale (20 fresh processes)', imports.map((x) => x[0])),
       row('import bootstrap/ on top of them (same processes)', imports.map((x) => x[1]), 15),
     ],
   };

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildRules, parseCommandLine, renderCommands, renderRestore, resolveCaptureConfig, type Machine } from '../iptables/index.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');

@@ -1,19 +1,14 @@
 // `npm run bench`: runs every benchmark and prints its table. Ratios are measured side by side
 // in one run (never compared against numbers from another machine or run).
 import { bootstrapBench } from './bootstrap.js';
-import { envoyBench } from './envoy.js';
+import { envoyBench } from './supervision.js';
 import { sdsBench } from './sds.js';
 import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
 import { statusBench } from './status.js';
 import { xdsBench } from './xds.js';
+import type { BenchResult } from './result.js';
 
-export interface BenchResult {
-  title: string;
-  /** Markdown table rows (header first). */
-  rows: string[][];
-  notes?: string[];
-}
 
 const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, xdsBench, statusBench, iptablesBench];
 

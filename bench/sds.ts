@@ -12,12 +12,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
-import { resolveAgentConfig } from '../agent/config/index.js';
+import { resolveAgentConfig } from '../config/index.js';
 import { generateKeyAndCsr, SdsSubsystem } from '../agent/security/index.js';
 import { configureLogging } from '../lib/log.js';
 import { SdsTestClient } from '../test/support/sds-client.js';
 import { CertificateAuthority } from '../agent/security/local-ca/index.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');

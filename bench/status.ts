@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { standin, standinBin, writeTestBootstrap } from '../test/support/envoy-standin/index.js';
 import { freePorts } from '../test/support/ports.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { encodeRequest } from '../agent/xds/wire.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile, procStatusKb } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');

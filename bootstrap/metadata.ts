@@ -12,9 +12,9 @@
 //   keys match typed fields case-insensitively, as Go's JSON decoder matches struct fields.
 // - Values Istio's text template would print unescaped are plain data here: the metadata is an
 //   object, so quotes, backslashes and non-ASCII in labels or IDs cannot break the JSON.
-import { proxyConfigToJson, type ProxyConfig } from '../agent/config/index.js';
+import { proxyConfigToJson, type ProxyConfig } from '../config/index.js';
 import { parseGoBool } from '../lib/goparse.js';
-import type { Locality } from './envoy.js';
+import type { Locality } from './envoy-api.js';
 import { BootstrapError } from './errors.js';
 import { UNKNOWN_PLATFORM, type Platform } from './platform.js';
 

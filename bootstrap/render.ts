@@ -16,17 +16,13 @@ import {
   type NamedTypedConfig,
   type RuntimeValue,
   type SocketAddress,
-} from './envoy.js';
+} from './envoy-api.js';
+import { FILES_SDS_CLUSTER, FILES_SDS_SOCKET_PATH, SDS_CLUSTER, WORKLOAD_SDS_DIR, XDS_CLUSTER, xdsSocketIn } from '../config/paths.js';
 import { BootstrapError } from './errors.js';
 import { buildNodeMetadata, dict, serviceCluster, type MetadataInput, type NodeMetadata } from './metadata.js';
 import { statsConfig, statsIntervals } from './stats.js';
 import { h2ProtocolOptions, istioDownstreamTls, LIGHTSTEP_TOKEN_FILE, upstreams } from './upstreams.js';
 
-export const XDS_CLUSTER = 'xds-grpc';
-export const SDS_CLUSTER = 'sds-grpc';
-export const WORKLOAD_SDS_DIR = './var/run/secrets/workload-spiffe-uds';
-/** Where the agent serves file-backed SDS when an external SDS server owns the main socket. */
-export const FILES_SDS_SOCKET = './var/run/secrets/credential-uds/files-socket';
 export const DEFAULT_GLOBAL_DOWNSTREAM_MAX_CONNECTIONS = 2147483647;
 const FIPS_140_2 = 'fips-140-2';
 
@@ -283,9 +279,9 @@ export function renderBootstrap(input: BootstrapInput): Bootstrap {
     staticCluster('agent', '0.250s', { socket_address: tcp(fam.localhost, pc.statusPort) }),
     pipeCluster(SDS_CLUSTER, `${WORKLOAD_SDS_DIR}/${input.workloadIdentitySocketFile}`),
   ];
-  if (Object.hasOwn(node.raw, 'file-credential')) clusters.push(pipeCluster('sds-files-grpc', FILES_SDS_SOCKET));
+  if (Object.hasOwn(node.raw, 'file-credential')) clusters.push(pipeCluster(FILES_SDS_CLUSTER, FILES_SDS_SOCKET_PATH));
   clusters.push({
-    ...staticCluster(XDS_CLUSTER, '1s', { pipe: { path: `${pc.configPath}/XDS` } }),
+    ...staticCluster(XDS_CLUSTER, '1s', { pipe: { path: xdsSocketIn(pc.configPath) } }),
     circuit_breakers: {
       thresholds: (['DEFAULT', 'HIGH'] as const).map((priority) => ({ priority, max_connections: 100000, max_pending_requests: 100000, max_requests: 100000 })),
     },

@@ -1,9 +1,9 @@
 // stats_config (tag extraction, inclusion matcher, histogram buckets) and the stats flush and
 // eviction intervals, from ProxyConfig and the sidecar.istio.io/* pod annotations
 // (spec bootstrap.md §3.8, §6.4, §6.6).
-import { formatProtoDuration, type ProxyConfig } from '../agent/config/index.js';
+import { formatProtoDuration, type ProxyConfig } from '../config/index.js';
 import { parseGoDuration } from '../lib/goparse.js';
-import type { HistogramBucketSetting, StatsConfig, StatsTag, StringMatcher } from './envoy.js';
+import type { HistogramBucketSetting, StatsConfig, StatsTag, StringMatcher } from './envoy-api.js';
 import { byBytes } from './metadata.js';
 
 export const ANNOTATION_EXTRA_STAT_TAGS = 'sidecar.istio.io/extraStatTags';

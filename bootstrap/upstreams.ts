@@ -1,7 +1,8 @@
 // Clusters and sections for the services Envoy itself talks to outside the mesh: the tracer
 // (zipkin / lightstep / datadog), the metrics service, the access log service and statsd
 // (spec bootstrap.md §6.9 rows 6–8, §6.13–6.15).
-import { splitHostPort, type ClientTlsSettings, type ProxyConfig, type RemoteService } from '../agent/config/index.js';
+import { splitHostPort } from '../lib/hostport.js';
+import { type ClientTlsSettings, type ProxyConfig, type RemoteService } from '../config/index.js';
 import {
   TYPES,
   typeUrl,
@@ -14,7 +15,7 @@ import {
   type TransportSocket,
   type TypedConfig,
   type UpstreamConnectionOptions,
-} from './envoy.js';
+} from './envoy-api.js';
 import { BootstrapError } from './errors.js';
 import type { NodeMetadata } from './metadata.js';
 

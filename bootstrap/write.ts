@@ -11,11 +11,12 @@
 // 3. Otherwise render and write.
 import { mkdir, unlink } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { splitHostPort, type AgentConfig } from '../agent/config/index.js';
-import { buildInfo } from '../agent/version.js';
+import type { AgentConfig } from '../config/index.js';
+import { splitHostPort } from '../lib/hostport.js';
+import { buildInfo } from '../config/version.js';
 import { writeFileAtomic } from '../lib/atomic-file.js';
 import { scope } from '../lib/log.js';
-import type { Bootstrap } from './envoy.js';
+import type { Bootstrap } from './envoy-api.js';
 import { BootstrapError } from './errors.js';
 import { platformFromEnv, type Platform } from './platform.js';
 import { lightstepTokenPath, renderBootstrap, type BootstrapInput } from './render.js';

@@ -1,7 +1,7 @@
 // From the agent's configuration to what the Envoy process needs: binary, argv, environment,
 // user, and the drain settings. Pure (the bootstrap path, the converted override and whether the
 // agent is root are inputs).
-import type { AgentConfig } from '../agent/config/index.js';
+import type { AgentConfig } from '../config/index.js';
 import { envoyArgs } from './args.js';
 import { knownIstioListeners } from './connections.js';
 import type { SupervisorOptions } from './supervisor.js';

@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import { exitText } from '../lib/exit-text.js';
 
 export class EnvoyStartError extends Error {
   override readonly name = 'EnvoyStartError';
@@ -15,28 +16,9 @@ export interface EnvoyExit {
   signal: NodeJS.Signals | null;
 }
 
-// Go's syscall.Signal.String() texts, so "Envoy exited with error: signal: killed" reads as in Istio.
-const GO_SIGNAL_TEXT: Partial<Record<NodeJS.Signals, string>> = {
-  SIGABRT: 'aborted',
-  SIGBUS: 'bus error',
-  SIGFPE: 'floating point exception',
-  SIGHUP: 'hangup',
-  SIGILL: 'illegal instruction',
-  SIGINT: 'interrupt',
-  SIGKILL: 'killed',
-  SIGPIPE: 'broken pipe',
-  SIGQUIT: 'quit',
-  SIGSEGV: 'segmentation fault',
-  SIGTERM: 'terminated',
-  SIGTRAP: 'trace/breakpoint trap',
-  SIGUSR1: 'user defined signal 1',
-  SIGUSR2: 'user defined signal 2',
-};
-
 /** Go's exec error text for an exit (`exit status 1`, `signal: killed`); undefined for exit 0. */
 export function describeExit(e: EnvoyExit): string | undefined {
-  if (e.signal) return `signal: ${GO_SIGNAL_TEXT[e.signal] ?? e.signal}`;
-  if (e.code !== 0 && e.code !== null) return `exit status ${e.code}`;
+  if (e.signal || (e.code !== 0 && e.code !== null)) return exitText(e.code, e.signal);
   return undefined;
 }
 

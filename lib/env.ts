@@ -1,5 +1,5 @@
 // The typed environment-variable registry mechanism. Each program declares its variables once
-// (agent/config/env.ts, iptables/env.ts) with name, type, default and description; values are
+// (config/env.ts, iptables/env.ts) with name, type, default and description; values are
 // read in one place with Go's parsing rules, and the README table is generated from the same
 // declarations. Nothing else reads process.env.
 import { formatGoDuration, parseGoBool, parseGoDuration, parseGoFloat, parseGoInt } from './goparse.js';

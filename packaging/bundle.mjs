@@ -24,7 +24,7 @@ await Promise.all([
   build({ ...common, entryPoints: { 'istio-iptables': 'iptables/main.ts', 'istio-iptables-lib': 'iptables/cli.ts' }, format: 'cjs', outExtension: { '.js': '.cjs' } }),
   build({
     ...common,
-    entryPoints: { 'pilot-agent': 'agent/main.ts' },
+    entryPoints: { 'pilot-agent': 'agent/cmd/main.ts' },
     format: 'esm',
     splitting: true,
     chunkNames: 'agent-[name]-[hash]',

@@ -3,7 +3,7 @@
 // Envoy's own readiness, on a schedule with consecutive-count thresholds. Only state changes are
 // reported — the XDS proxy turns each into a HealthInformation request to istiod.
 import { scope } from '../../lib/log.js';
-import { ProbeError } from './errors.js';
+import { ProbeError } from './probe-error.js';
 
 const log = scope('healthcheck');
 

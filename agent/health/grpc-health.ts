@@ -6,8 +6,7 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import pb from 'protobufjs/minimal.js';
-import { ProbeError } from './errors.js';
-import { raceAbort } from './probers.js';
+import { ProbeError, raceAbort } from './probe-error.js';
 
 const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
 const GRPC_CODES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];

@@ -10,14 +10,11 @@ import { request as httpRequest, type Agent } from 'node:http';
 import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import { ProbeError } from './errors.js';
+import { exitText } from '../../lib/exit-text.js';
+import { joinHostPort } from '../../lib/hostport.js';
+import { abortError, ProbeError, raceAbort } from './probe-error.js';
 
 export { ProbeError };
-
-/** `host:port` as Go's net.JoinHostPort writes it (IPv6 literals bracketed). */
-export function joinHostPort(host: string, port: number | string): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 /**
  * The address family a bound source address forces on the destination. Go's dialer drops
@@ -50,36 +47,6 @@ function deadline(timeoutMs: number | undefined, outer?: AbortSignal): { signal:
       outer?.removeEventListener('abort', onOuter);
     },
   };
-}
-
-function abortError(signal: AbortSignal): ProbeError {
-  const r = signal.reason as unknown;
-  return r instanceof ProbeError ? r : new ProbeError(r instanceof Error ? r.message : 'context canceled');
-}
-
-/** Rejects with the abort reason (a ProbeError) when the signal aborts first; `onAbort` runs then. */
-export function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => void): Promise<T> {
-  if (signal.aborted) {
-    onAbort();
-    return Promise.reject(abortError(signal));
-  }
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => {
-      onAbort();
-      reject(abortError(signal));
-    };
-    signal.addEventListener('abort', abort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', abort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(e);
-      },
-    );
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,15 +365,6 @@ export async function grpcHealthProbe(host: string, port: number, o: GrpcProbeOp
 
 // ---------------------------------------------------------------------------------------------
 // exec
-
-/** Go's exec error text for an exit status or a signal. */
-function exitText(code: number | null, signal: NodeJS.Signals | null): string {
-  if (signal) {
-    const names: Record<string, string> = { SIGKILL: 'killed', SIGTERM: 'terminated', SIGINT: 'interrupt', SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGHUP: 'hangup' };
-    return `signal: ${names[signal] ?? signal}`;
-  }
-  return `exit status ${code}`;
-}
 
 /** Runs `command` (no shell) with a timeout; exit 0 = healthy. The child is killed at the deadline. */
 export function execProbe(command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {

@@ -3,7 +3,7 @@
 // readiness is the first link of the probe chain). Its events go to whoever listens through
 // onHealthEvent — the XDS proxy, which sends them to istiod as HealthInformation requests.
 import type { Subsystem } from '../agent.js';
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig } from '../../config/index.js';
 import { ReadinessProbeConfigError, WorkloadHealthChecker, workloadProbeConfig, type HealthEvent, type ReadinessCheck } from './checker.js';
 
 export interface HealthCheckSubsystemDeps {

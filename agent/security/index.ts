@@ -1,7 +1,7 @@
 // Public surface of agent/security: workload certificates (SDS server, secret cache, CA client)
 // and the credential helpers the XDS proxy shares with the CA client (istiod root precedence,
 // server name, client certificate, bearer token, extra headers).
-export { SdsSubsystem, socketHealthy, type SdsSubsystemDeps } from './subsystem.js';
+export { SdsStartError, SdsSubsystem, type SdsSubsystemDeps } from './subsystem.js';
 export { SecretManager, UnknownResourceError, OS_CA_BUNDLES, type SecretManagerOptions, type SecretManagerMetrics } from './secret-manager.js';
 export { SdsServer, toEnvoySecret, type SecretSource, type SdsServerOptions, type SdsMetrics } from './sds-server.js';
 export { SdsConnection, StreamError, rfc3339Local, nextVersion } from './sds-stream.js';
@@ -28,13 +28,8 @@ export {
 export {
   securityOptions,
   SecurityConfigError,
-  CREDENTIAL_SOCKET_PATH,
   CRL_PATH,
-  DEFAULT_SDS_SOCKET_NAME,
   ETC_CERT_FILES,
-  FILES_SDS_SOCKET_PATH,
-  WORKLOAD_CREDENTIALS_DIR,
-  WORKLOAD_SDS_DIR,
   type CaOptions,
   type CertFiles,
   type SecurityOptions,

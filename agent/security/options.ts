@@ -3,7 +3,8 @@
 // file-existence probe it is handed; every path is resolved against the agent's working
 // directory, as Istio's relative paths are.
 import { isAbsolute, join, resolve } from 'node:path';
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig } from '../../config/index.js';
+import { CREDENTIAL_SOCKET_PATH, CREDENTIAL_UDS_DIR, DEFAULT_SDS_SOCKET_NAME, FILES_SDS_SOCKET_PATH, WORKLOAD_CREDENTIALS_DIR, WORKLOAD_SDS_DIR } from '../../config/paths.js';
 import { caClientCertPaths, caRootCertSource, istiodServerName, prefixedHeaders, TOKEN_PATH, type ClientCertPaths, type RootCertSource } from './credentials.js';
 import { spiffeIdentity, type KeyOptions } from './keycsr.js';
 
@@ -11,14 +12,6 @@ export class SecurityConfigError extends Error {
   override readonly name = 'SecurityConfigError';
 }
 
-export const WORKLOAD_SDS_DIR = './var/run/secrets/workload-spiffe-uds';
-export const DEFAULT_SDS_SOCKET_NAME = 'socket';
-export const CREDENTIAL_UDS_DIR = './var/run/secrets/credential-uds';
-/** An external credential SDS (not served by the agent; only its presence is reported). */
-export const CREDENTIAL_SOCKET_PATH = './var/run/secrets/credential-uds/socket';
-/** Where the agent serves file certificates when someone else owns the workload socket. */
-export const FILES_SDS_SOCKET_PATH = './var/run/secrets/credential-uds/files-socket';
-export const WORKLOAD_CREDENTIALS_DIR = './var/run/secrets/workload-spiffe-credentials';
 export const CRL_PATH = '/var/run/secrets/istio/crl/ca-crl.pem';
 
 /** Files whose presence switches the agent to file-mounted certificates. */

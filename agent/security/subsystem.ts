@@ -4,16 +4,16 @@
 // on ./var/run/secrets/workload-spiffe-uds/socket with a background pre-warm of `default` and
 // `ROOTCA` (which also writes OUTPUT_CERTS). With DISABLE_ENVOY there is no SDS server: a
 // background loop fetches `default` then `ROOTCA` and refetches on every update.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig } from '../../config/index.js';
 import { retryUntilSuccess } from './backoff.js';
 import type { CitadelClient as CitadelClientType } from './ca-client.js';
 import { loadRootCert } from './credentials.js';
-import { UdsListener } from '../uds.js';
+import { isSocket, LateServer, socketHealthy } from '../uds.js';
 import { securityOptions, type SecurityOptions } from './options.js';
 import { SecretManager } from './secret-manager.js';
 import type { SdsServer } from './sds-server.js';
@@ -28,43 +28,9 @@ export interface SdsSubsystemDeps {
   secretManager?: Partial<ConstructorParameters<typeof SecretManager>[0]>;
 }
 
-/** Does anything accept connections on the unix socket? A stale file refuses at once. */
-function socketAccepts(path: string, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect(path);
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}
-
-/**
- * A unix socket someone answers gRPC on within `timeoutMs` (Istio dials with a 1 s timeout).
- * The socket file left by a previous agent in the same pod (an emptyDir outlives container
- * restarts) refuses connections: that is answered without loading gRPC or waiting the second.
- */
-export async function socketHealthy(path: string, timeoutMs = 1000): Promise<boolean> {
-  if (!(await socketAccepts(path, timeoutMs))) return false;
-  const grpc = await import('@grpc/grpc-js');
-  const client = new grpc.Client(`unix:${path}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
-  try {
-    return await new Promise<boolean>((resolve) => client.waitForReady(Date.now() + timeoutMs, (err) => resolve(!err)));
-  } finally {
-    client.close();
-  }
-}
-
-function isSocket(p: string): boolean {
-  try {
-    return statSync(p).isSocket();
-  } catch {
-    return false;
-  }
+/** A start-up step of the SDS subsystem failed (socket decision, CA configuration, CA client, SDS server). */
+export class SdsStartError extends AgentError {
+  static override readonly code: string = 'SDS_START';
 }
 
 export class SdsSubsystem implements Subsystem {
@@ -75,23 +41,22 @@ export class SdsSubsystem implements Subsystem {
   /** true when an external SDS (e.g. SPIRE) owns the workload socket and we serve files only */
   serveOnlyFiles = false;
   private server: SdsServer | undefined;
-  private listener: UdsListener | undefined;
   private socketPath = '';
-  private serving: Promise<void> = Promise.resolve();
   private needsCa = false;
   private proxyless = false;
   private afterStartCalled = false;
   private connectCa: (() => Promise<void>) | undefined;
   private caClient: CaClient | undefined;
-  private rejectDone: (err: Error) => void = () => {};
-  /** Rejects when a start-up step that runs in the background fails; the agent then ends. */
-  readonly done: Promise<void> = new Promise<void>((_resolve, reject) => {
-    this.rejectDone = reject;
-  });
+  /** The early socket, the serve step after Envoy starts, and `done` for background failures. */
+  private readonly late = new LateServer(log);
   /** The CA client could not be created: start-up fails with that error, so the pre-warm stays quiet. */
   private caFailed = false;
-  private readonly background = new AbortController();
   private readonly cwd: string;
+
+  /** Rejects when a start-up step that runs in the background fails; the agent then ends. */
+  get done(): Promise<void> {
+    return this.late.done;
+  }
 
   /** Validates the security options now (agent spec §5 step 3): bad ones fail start-up. */
   constructor(
@@ -99,9 +64,6 @@ export class SdsSubsystem implements Subsystem {
     private readonly deps: SdsSubsystemDeps = {},
   ) {
     this.cwd = deps.cwd ?? process.cwd();
-    // Handled here so a failure with nobody awaiting `done` (a subsystem used on its own) is not
-    // an unhandled rejection; the agent awaits it through Agent.run.
-    this.done.catch(() => {});
     const { options, infos, warnings } = securityOptions(config, { cwd: this.cwd, fileExists: existsSync });
     for (const w of warnings) log.warn(w);
     for (const i of infos) log.info(i);
@@ -142,14 +104,15 @@ export class SdsSubsystem implements Subsystem {
               this.caClient = c;
               resolveCa(c);
             },
-            (err: Error) => {
+            (err: unknown) => {
               this.caFailed = true;
-              rejectCa(err);
-              this.fail(new Error(`failed to create the CA client: ${err.message}`));
+              const e = new SdsStartError('failed to create the CA client', { cause: err });
+              rejectCa(e);
+              this.late.fail(e);
             },
           )
       : undefined;
-    caClient?.catch(() => {}); // reported through fail()
+    caClient?.catch(() => {}); // reported through late.fail()
     this.secretManager = new SecretManager({
       ...(caClient ? { caClient } : {}),
       workloadIdentity: o.workloadIdentity,
@@ -176,9 +139,9 @@ export class SdsSubsystem implements Subsystem {
     // The socket is bound now, so Envoy finds it however early it dials; its connections wait
     // in the listener until the gRPC server (loaded after Envoy starts) takes them.
     try {
-      this.listener = await UdsListener.listen(this.socketPath);
+      await this.late.bind(this.socketPath);
     } catch (err) {
-      log.error(`failed to listen on ${this.socketPath}: ${(err as Error).message}; the SDS server retries`);
+      log.error(`failed to listen on ${this.socketPath}: ${errorMessage(err)}; the SDS server retries`);
     }
   }
 
@@ -195,15 +158,19 @@ export class SdsSubsystem implements Subsystem {
       return;
     }
     if (this.needsCa) void this.prewarm();
-    this.serving = this.serve(this.socketPath, this.listener).catch((err: Error) => this.fail(new Error(`failed to start SDS server: ${err.message}`)));
+    this.late.serve(
+      () => this.serve(),
+      (err) => new SdsStartError('failed to start SDS server', { cause: err }),
+    );
   }
 
   /** Loads gRPC and the SDS protos, then serves on the early listener (or binds itself). */
-  private async serve(socketPath: string, listener: UdsListener | undefined): Promise<void> {
+  private async serve(): Promise<void> {
     const o = this.options;
+    const listener = this.late.listener;
     const { SdsServer } = await import('./sds-server.js');
-    const server = await SdsServer.create(this.secretManager!, { socketPath, ...(listener ? { listener } : {}), ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
-    if (this.background.signal.aborted) {
+    const server = await SdsServer.create(this.secretManager!, { socketPath: this.socketPath, ...(listener ? { listener } : {}), ...(o.crlPath ? { crlPath: o.crlPath } : {}) });
+    if (this.late.stopped) {
       await server.stop();
       return;
     }
@@ -214,14 +181,7 @@ export class SdsSubsystem implements Subsystem {
   /** Resolves when the SDS server is serving (tests, benchmarks); runs afterStart() if the agent has not. */
   async ready(): Promise<void> {
     this.afterStart();
-    await this.serving;
-  }
-
-  /** A background start-up step failed: the agent ends (through `done`), as a failed start would. */
-  private fail(err: Error): void {
-    if (this.background.signal.aborted) return;
-    log.error(err.message);
-    this.rejectDone(err);
+    await this.late.ready();
   }
 
   /** Step 7b: is someone else (SPIRE) serving the workload socket? */
@@ -238,11 +198,11 @@ export class SdsSubsystem implements Subsystem {
       try {
         await unlink(path);
       } catch (err) {
-        throw new Error(`failed to remove unhealthy SDS socket ${path}: ${(err as Error).message}`);
+        throw new SdsStartError(`failed to remove unhealthy SDS socket ${path}`, { cause: err });
       }
     }
     if (!o.workloadSocketIsDefault) {
-      throw new Error(`agent configured for non-default SDS socket path: ${path} but no socket found`);
+      throw new SdsStartError(`agent configured for non-default SDS socket path: ${path} but no socket found`);
     }
   }
 
@@ -250,13 +210,13 @@ export class SdsSubsystem implements Subsystem {
   private async checkCaConfig(): Promise<void> {
     const ca = this.options.ca;
     if (ca.provider === 'local') return;
-    if (ca.provider !== 'Citadel') throw new Error(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
+    if (ca.provider !== 'Citadel') throw new SdsStartError(`failed to start SDS server: CA provider ${JSON.stringify(ca.provider)} not registered`);
     if (!ca.tls) {
       log.warn('Debug mode or IP-secure network');
       return;
     }
     const root = ca.tls.root;
-    if (root.kind === 'error') throw new Error(`failed to find root CA cert for CA: ${root.message}`);
+    if (root.kind === 'error') throw new SdsStartError(`failed to find root CA cert for CA: ${root.message}`);
     if (root.kind === 'system') {
       log.info(`Using CA ${ca.address} cert with system certs`);
       return;
@@ -264,12 +224,12 @@ export class SdsSubsystem implements Subsystem {
     if (!existsSync(root.path)) {
       // Istio log-fatals here for the PROV_CERT root (exit 1) and returns an error otherwise.
       if (root.via === 'PROV_CERT') log.fatal(`invalid config - ${ca.address} missing a root certificate ${root.path}`);
-      throw new Error(`failed to find root CA cert for CA: ${root.path} does not exist`);
+      throw new SdsStartError(`failed to find root CA cert for CA: ${root.path} does not exist`);
     }
     try {
       await loadRootCert(root);
     } catch (err) {
-      throw new Error(`failed to find root CA cert for CA: ${(err as Error).message}`);
+      throw new SdsStartError('failed to find root CA cert for CA', { cause: err });
     }
     log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
   }
@@ -302,7 +262,7 @@ export class SdsSubsystem implements Subsystem {
     for (const name of [WORKLOAD_KEY_CERT_RESOURCE, ROOT_CERT_RESOURCE]) {
       const ok = await retryUntilSuccess(
         () => sm.generateSecret(name),
-        this.background.signal,
+        this.late.signal,
         (err, wait) => {
           if (!this.caFailed) log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`);
         },
@@ -345,11 +305,10 @@ export class SdsSubsystem implements Subsystem {
   }
 
   async stop(): Promise<void> {
-    this.background.abort();
-    await this.server?.stop();
-    this.server = undefined;
-    await this.listener?.close();
-    this.listener = undefined;
+    await this.late.stop(async () => {
+      await this.server?.stop();
+      this.server = undefined;
+    });
     this.secretManager?.close();
   }
 }

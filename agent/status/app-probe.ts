@@ -4,6 +4,7 @@
 // the configured probes exist (no open proxy): the destination is always the pod's own address
 // and the port the one the injector wrote.
 import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
+import { joinHostPort, splitHostPort } from '../../lib/hostport.js';
 import { scope } from '../../lib/log.js';
 import type { AppProber, AppProbers } from './app-probers.js';
 import { respond } from './respond.js';
@@ -40,12 +41,6 @@ function incomingHeaders(req: IncomingMessage): Map<string, string[]> {
     h.set(name, [...(h.get(name) ?? []), raw[i + 1]!]);
   }
   return h;
-}
-
-/** `host[:port]` → [host, port]; undefined when there is no port (Go's net.SplitHostPort fails). */
-function splitHostPort(hostport: string): [string, string] | undefined {
-  const m = /^(\[[^\]]*\]|[^:]*):(\d*)$/.exec(hostport);
-  return m ? [m[1]!, m[2]!] : undefined;
 }
 
 export class AppProbeHandler {
@@ -93,7 +88,7 @@ export class AppProbeHandler {
     headers.forEach((_v, k) => k.toLowerCase() === 'host' && headers.delete(k));
     if (hostHeader !== undefined) {
       const hp = splitHostPort(hostHeader);
-      if (hp && Number(hp[1]) === this.s.statusPort) hostHeader = `${hp[0]}:${prober.port}`;
+      if (hp && /^\d+$/.test(hp.port) && Number(hp.port) === this.s.statusPort) hostHeader = joinHostPort(hp.host, prober.port);
     }
     let agent: Agent | undefined;
     if (this.s.keepAlive && prober.scheme === 'HTTP') {

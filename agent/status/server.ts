@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { ipFamily, isLoopback as isLoopbackAddr, parseAddr } from '../../lib/netip.js';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig } from '../../config/index.js';
 import { AgentMetrics, type MetricsSource } from './agent-metrics.js';
 import { AppProbeHandler } from './app-probe.js';
 import { AppProbersError, parseAppProbers, type AppProbers } from './app-probers.js';

@@ -19,8 +19,8 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { scope } from '../../lib/log.js';
 import { buildNodeMetadata, encodeTypedMetadata, pilotSubjectAltName, type Locality } from '../../bootstrap/index.js';
-import type { AgentConfig } from '../config/index.js';
-import { buildInfo } from '../version.js';
+import type { AgentConfig } from '../../config/index.js';
+import { buildInfo } from '../../config/version.js';
 
 const log = scope('default');
 

@@ -2,7 +2,7 @@
 // istiod, and the proxyless gRPC bootstrap file. The subsystem, the bootstrap and the type URLs
 // load nothing heavy; the relay itself (proxy.ts, stream.ts, wire.ts) is imported by the
 // subsystem once Envoy runs.
-export { XdsSubsystem, XDS_SOCKET_NAME, dnsProxyEnabled, xdsSocketPath, type XdsSubsystemDeps } from './subsystem.js';
+export { XdsSubsystem, dnsProxyEnabled, xdsSocketPath, type XdsSubsystemDeps } from './subsystem.js';
 export { grpcBootstrap, serializeGrpcBootstrap, writeGrpcBootstrap, SERVER_LISTENER_NAME_TEMPLATE, type GrpcBootstrap, type GrpcBootstrapInput } from './grpc-bootstrap.js';
 export { XdsProxyMetrics, classifyTermination, type Termination } from './metrics.js';
 export { checkXdsRoot, jwtExpiry, xdsUpstreamConfig, XdsConfigError, type XdsUpstreamConfig } from './upstream.js';
@@ -21,4 +21,4 @@ export {
   shortType,
 } from './types.js';
 export type { HealthEvent, ResourceHandler } from './stream.js';
-export type { NameInfo, NameTable } from './agent-types.js';
+export type { NameInfo, NameTable } from './nds-pcds.js';

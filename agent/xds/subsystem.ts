@@ -13,11 +13,13 @@
 // the secret manager).
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { AgentError } from '../../lib/errors.js';
 import { scope } from '../../lib/log.js';
 import type { Subsystem } from '../agent.js';
-import type { AgentConfig } from '../config/index.js';
-import { UdsListener } from '../uds.js';
-import type { NameTable } from './agent-types.js';
+import type { AgentConfig } from '../../config/index.js';
+import { XDS_SOCKET_NAME } from '../../config/paths.js';
+import { LateServer } from '../uds.js';
+import type { NameTable } from './nds-pcds.js';
 import { grpcBootstrap, writeGrpcBootstrap, type GrpcBootstrap } from './grpc-bootstrap.js';
 import { XdsProxyMetrics } from './metrics.js';
 import type { XdsProxy } from './proxy.js';
@@ -26,9 +28,6 @@ import { NAME_TABLE_TYPE, PROXY_CONFIG_TYPE } from './types.js';
 import { checkXdsRoot, xdsUpstreamConfig, type XdsUpstreamConfig } from './upstream.js';
 
 const log = scope('xdsproxy');
-
-/** The socket's file name in configPath (Istio: filepath.Join(ConfigPath, "XDS")). */
-export const XDS_SOCKET_NAME = 'XDS';
 
 /** Where the agent's XDS socket is for this configuration (relative paths against `cwd`). */
 export function xdsSocketPath(config: AgentConfig, cwd: string): string {
@@ -39,6 +38,16 @@ export function xdsSocketPath(config: AgentConfig, cwd: string): string {
 /** Istio's isDNSServerEnabled: DNS capture on a sidecar, or the DNS server asked for explicitly. */
 export function dnsProxyEnabled(config: AgentConfig): boolean {
   return (config.env.ISTIO_META_DNS_CAPTURE && config.identity.type === 'sidecar') || config.env.ISTIO_META_ENABLE_DNS_SERVER;
+}
+
+/** The XDS proxy could not start (its gRPC bootstrap, or the relay after Envoy started). */
+export class XdsStartError extends AgentError {
+  static override readonly code: string = 'XDS_START';
+}
+
+/** The gRPC bootstrap (GRPC_XDS_BOOTSTRAP) could not be generated or written. */
+export class GrpcBootstrapError extends XdsStartError {
+  static override readonly code: string = 'XDS_GRPC_BOOTSTRAP';
 }
 
 export interface XdsSubsystemDeps {
@@ -62,26 +71,24 @@ export class XdsSubsystem implements Subsystem {
   private readonly handlers = new Map<string, ResourceHandler>();
   private upstream: XdsUpstreamConfig | undefined;
   private initialRoot: string | undefined;
-  private listener: UdsListener | undefined;
   private proxy: XdsProxy | undefined;
-  private serving: Promise<void> | undefined;
+  /** The early socket, the relay loaded after Envoy starts, and `done` for its failure. */
+  private readonly late = new LateServer(log);
   /** The gRPC bootstrap being written (started in start(), awaited after Envoy is spawned). */
   private writing: Promise<void> | undefined;
-  private stopped = false;
   private health: HealthEvent | undefined;
   private table: NameTable | undefined;
   private readonly tableListeners = new Set<(t: NameTable) => void>();
-  private rejectDone: (err: Error) => void = () => {};
+
   /** Rejects if the relay cannot be loaded after Envoy started; the agent then ends. */
-  readonly done: Promise<void> = new Promise<void>((_resolve, reject) => {
-    this.rejectDone = reject;
-  });
+  get done(): Promise<void> {
+    return this.late.done;
+  }
 
   constructor(
     private readonly config: AgentConfig,
     private readonly deps: XdsSubsystemDeps = {},
   ) {
-    this.done.catch(() => {});
     this.cwd = deps.cwd ?? process.cwd();
     this.socketPath = xdsSocketPath(config, this.cwd);
     const grpcPath = config.env.GRPC_XDS_BOOTSTRAP;
@@ -90,7 +97,7 @@ export class XdsSubsystem implements Subsystem {
     if (config.env.PROXY_CONFIG_XDS_AGENT && deps.trustBundle) {
       const sink = deps.trustBundle;
       this.handlers.set(PROXY_CONFIG_TYPE, async (value) => {
-        const { decodeTrustAnchors } = await import('./agent-types.js');
+        const { decodeTrustAnchors } = await import('./nds-pcds.js');
         await sink(await decodeTrustAnchors(value));
       });
     }
@@ -106,14 +113,14 @@ export class XdsSubsystem implements Subsystem {
     try {
       if (this.grpcBootstrapPath) bootstrap = grpcBootstrap(this.config, { xdsSocketPath: this.socketPath, cwd: this.cwd });
     } catch (err) {
-      throw new Error(`failed generating gRPC XDS bootstrap: ${(err as Error).message}`);
+      throw new GrpcBootstrapError('failed generating gRPC XDS bootstrap', { cause: err });
     }
     log.info(`Initializing with upstream address "${this.upstream.address}" and cluster "${this.upstream.clusterId}"`);
-    this.listener = await UdsListener.listen(this.socketPath);
+    await this.late.bind(this.socketPath);
     if (bootstrap && this.grpcBootstrapPath) {
       const path = this.grpcBootstrapPath;
-      this.writing = writeGrpcBootstrap(path, bootstrap).catch((err: Error) => {
-        throw new Error(`failed generating gRPC XDS bootstrap: failed writing to ${path}: ${err.message}`);
+      this.writing = writeGrpcBootstrap(path, bootstrap).catch((err: unknown) => {
+        throw new GrpcBootstrapError(`failed generating gRPC XDS bootstrap: failed writing to ${path}`, { cause: err });
       });
       this.writing.catch(() => {}); // reported by afterStart()/ready()
     }
@@ -121,11 +128,10 @@ export class XdsSubsystem implements Subsystem {
 
   /** After Envoy is spawned: load gRPC and the relay, and take over the socket's connections. */
   afterStart(): void {
-    this.serving ??= this.serve().catch((err: Error) => {
-      if (this.stopped) return;
-      log.error(err.message.startsWith('failed generating') ? err.message : `failed to start the XDS proxy: ${err.message}`);
-      this.rejectDone(err);
-    });
+    this.late.serve(
+      () => this.serve(),
+      (err) => (err instanceof GrpcBootstrapError ? err : new XdsStartError('failed to start the XDS proxy', { cause: err })),
+    );
   }
 
   private async serve(): Promise<void> {
@@ -135,7 +141,8 @@ export class XdsSubsystem implements Subsystem {
     // "XDS proxy listening" means both are there.
     await this.writing;
     const { XdsProxy } = await loading;
-    if (this.stopped || !this.upstream || !this.listener) return;
+    const listener = this.late.listener;
+    if (this.late.stopped || !this.upstream || !listener) return;
     const env = this.config.env;
     this.proxy = new XdsProxy({
       upstream: this.upstream,
@@ -148,7 +155,7 @@ export class XdsSubsystem implements Subsystem {
       keepaliveMs: env.GRPC_KEEPALIVE_INTERVAL,
       keepaliveTimeoutMs: env.GRPC_KEEPALIVE_TIMEOUT,
     });
-    this.proxy.serve(this.listener);
+    this.proxy.serve(listener);
     log.info(`XDS proxy listening on "${this.socketPath}"`);
   }
 
@@ -158,7 +165,7 @@ export class XdsSubsystem implements Subsystem {
    */
   async ready(): Promise<void> {
     this.afterStart();
-    await this.serving;
+    await this.late.ready();
   }
 
   /**
@@ -172,7 +179,7 @@ export class XdsSubsystem implements Subsystem {
   }
 
   private async applyNameTable(value: Uint8Array): Promise<void> {
-    const { decodeNameTable } = await import('./agent-types.js');
+    const { decodeNameTable } = await import('./nds-pcds.js');
     const table = await decodeNameTable(value);
     this.table = table;
     log.debug(`name table received: ${Object.keys(table.table ?? {}).length} hosts`);
@@ -196,11 +203,10 @@ export class XdsSubsystem implements Subsystem {
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.writing?.catch(() => {});
-    this.proxy?.stop();
-    this.proxy = undefined;
-    await this.listener?.close();
-    this.listener = undefined;
+    await this.late.stop(async () => {
+      await this.writing?.catch(() => {});
+      this.proxy?.stop();
+      this.proxy = undefined;
+    });
   }
 }

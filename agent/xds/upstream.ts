@@ -12,7 +12,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type * as grpcTypes from '@grpc/grpc-js';
 import { scope } from '../../lib/log.js';
-import type { AgentConfig } from '../config/index.js';
+import type { AgentConfig } from '../../config/index.js';
 import {
   istiodServerName,
   loadClientCertificate,

@@ -4,7 +4,7 @@
 // text template prints these values unescaped, so a `"` in a label breaks its bootstrap.)
 import fc from 'fast-check';
 import t from 'tap';
-import { formatDownwardApi, parseDownwardApi } from '../../agent/config/index.js';
+import { formatDownwardApi, parseDownwardApi } from '../../config/index.js';
 import { renderBootstrap, serializeBootstrap } from '../../bootstrap/index.js';
 import { testInput } from '../support/bootstrap-input.js';
 import { loadEnvoySchema } from '../support/envoy-schema.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { jsonThenYaml, resolveAgentConfig, type AgentConfig, type ProxyFlags } from '../../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig, type AgentConfig, type ProxyFlags } from '../../config/index.js';
 import { BootstrapError, writeBootstrap } from '../../bootstrap/index.js';
 import { loadEnvoySchema } from '../support/envoy-schema.js';
 import { containerEnv, findContainer, loadInjectedPods, resolvePodAgentConfig } from '../support/injection.js';

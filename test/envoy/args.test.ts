@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { jsonThenYaml, resolveAgentConfig } from '../../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig } from '../../config/index.js';
 import {
   allIpv6,
   BootstrapOverrideError,

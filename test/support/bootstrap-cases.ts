@@ -4,7 +4,7 @@
 // BootstrapInput and applies the normalisation Istio's test applies before comparing.
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { applyOverlay, parseDownwardApi, parseProxyConfigOverlay, type ProxyConfig } from '../../agent/config/index.js';
+import { applyOverlay, parseDownwardApi, parseProxyConfigOverlay, type ProxyConfig } from '../../config/index.js';
 import type { BootstrapInput, Platform } from '../../bootstrap/index.js';
 import { parseGoBool } from '../../lib/goparse.js';
 import { conformanceRoot } from './paths.js';

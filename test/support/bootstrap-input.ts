@@ -1,7 +1,7 @@
 // A BootstrapInput for tests: a plain IPv4 sidecar with Istio's default ProxyConfig, which
 // each test adjusts. Every render in the suite goes through `renderChecked`, which also asserts
 // that Envoy's schema and PGV rules accept the result.
-import { defaultProxyConfig, type ProxyConfig } from '../../agent/config/index.js';
+import { defaultProxyConfig, type ProxyConfig } from '../../config/index.js';
 import { renderBootstrap, type BootstrapInput } from '../../bootstrap/index.js';
 import { loadEnvoySchema } from './envoy-schema.js';
 

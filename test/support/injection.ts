@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { formatDownwardApi } from '../../agent/config/index.js';
+import { formatDownwardApi } from '../../config/index.js';
 import { injectionDir } from './paths.js';
 
 export interface EnvVar {
@@ -140,8 +140,8 @@ export function podInfoFiles(pod: InjectedPod): { annotations: string; labels: s
  * the pod IP on eth0).
  */
 export async function resolvePodAgentConfig(pod: InjectedPod, c: Container, env: Record<string, string>) {
-  const { parseProxyCommandLine } = await import('../../agent/cli.js');
-  const { jsonThenYaml, resolveAgentConfig } = await import('../../agent/config/index.js');
+  const { parseProxyCommandLine } = await import('../../agent/cmd/cli.js');
+  const { jsonThenYaml, resolveAgentConfig } = await import('../../config/index.js');
   const { parse } = await import('yaml');
   let stderr = '';
   const inv = await parseProxyCommandLine(containerArgs(c, env), { stderr: (s) => (stderr += s) });

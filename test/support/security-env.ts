@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resolveAgentConfig, type AgentConfig } from '../../agent/config/index.js';
+import { resolveAgentConfig, type AgentConfig } from '../../config/index.js';
 import type { TestCaServer } from './test-ca.js';
 
 export interface Workload {

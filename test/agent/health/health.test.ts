@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { jsonThenYaml, resolveAgentConfig } from '../../../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig } from '../../../config/index.js';
 import { HealthCheckSubsystem, WorkloadHealthChecker, workloadProbeConfig, type HealthEvent, type WorkloadProbeConfig } from '../../../agent/health/index.js';
 import { httpServer } from '../../support/metrics.js';
 import { freePort } from '../../support/ports.js';

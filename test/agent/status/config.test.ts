@@ -4,7 +4,7 @@
 // variable, and the format/Accept/encoding negotiation (TestNegotiateMetricsFormat).
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { jsonThenYaml, resolveAgentConfig } from '../../../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig } from '../../../config/index.js';
 import {
   APP_ACCEPTS,
   ENVOY_ACCEPTS,

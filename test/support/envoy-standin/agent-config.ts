@@ -2,7 +2,7 @@
 // one interface address, ProxyConfig pointing `binaryPath` at the stand-in with the given admin and
 // status ports, and the stand-in's scripting environment.
 import { parse as parseYaml } from 'yaml';
-import { jsonThenYaml, resolveAgentConfig, type AgentConfig, type InterfaceAddress } from '../../../agent/config/index.js';
+import { jsonThenYaml, resolveAgentConfig, type AgentConfig, type InterfaceAddress } from '../../../config/index.js';
 import { standinBin, type Standin } from './index.js';
 
 export interface StandinAgentOptions {

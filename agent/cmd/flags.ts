@@ -2,7 +2,7 @@
 // the root and on `proxy`, lets bool flags take `--flag=false`, and prints every flag at start.
 // Commander parses the known flags; this module rewrites argv so that it only ever sees them.
 import type { Command, Option } from 'commander';
-import { parseGoBool } from '../lib/goparse.js';
+import { parseGoBool } from '../../lib/goparse.js';
 
 interface FlagInfo {
   takesValue: boolean;

@@ -1,6 +1,6 @@
 // Proxy identity (pilot-agent's initProxy): IP list, IP mode, proxy ID, DNS domain and the Envoy
 // node ID `<type>~<ip>~<pod>.<ns>~<domain>`. Pure: interface addresses are passed in.
-import { formatAddr, ipFamily, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, isUnspecified, parseAddr, unmap, type Addr } from '../../lib/netip.js';
+import { formatAddr, ipFamily, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, isUnspecified, parseAddr, unmap, type Addr } from '../lib/netip.js';
 
 export const PROXY_TYPES = ['sidecar', 'router', 'waypoint', 'ztunnel', 'agentgateway'] as const;
 export type ProxyType = (typeof PROXY_TYPES)[number];

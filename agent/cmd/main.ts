@@ -9,7 +9,7 @@ const args = process.argv.slice(2);
 const ipt = istioIptablesArgs(args);
 let code: number;
 if (ipt) {
-  const { runIstioIptables } = createRequire(import.meta.url)('../bundle/istio-iptables-lib.cjs') as typeof import('../iptables/cli.js');
+  const { runIstioIptables } = createRequire(import.meta.url)('../bundle/istio-iptables-lib.cjs') as typeof import('../../iptables/cli.js');
   code = await runIstioIptables(ipt);
 } else {
   code = await (await import('./cli.js')).runCli(args);

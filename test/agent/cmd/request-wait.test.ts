@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { doRequest } from '../../../agent/helpers/request.js';
-import { waitForReady } from '../../../agent/helpers/wait.js';
+import { doRequest } from '../../../agent/cmd/request.js';
+import { waitForReady } from '../../../agent/cmd/wait.js';
 import { runCliToEnd } from '../../support/cli.js';
 
 interface Seen {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { canonicalIp, defaultDnsDomain, formatDownwardApi, jsonThenYaml, parseProxyType, resolveAgentConfig, resolveIdentity, usableInterfaceIps } from '../../../agent/config/index.js';
+import { canonicalIp, defaultDnsDomain, formatDownwardApi, jsonThenYaml, parseProxyType, resolveAgentConfig, resolveIdentity, usableInterfaceIps } from '../../config/index.js';
 
 const ifaces = [
   { name: 'lo', address: '127.0.0.1', internal: true },

@@ -10,7 +10,7 @@ import {
   resolveAgentConfig,
   type ProxyConfig,
   type ResolveInputs,
-} from '../../../agent/config/index.js';
+} from '../../config/index.js';
 
 const yaml = jsonThenYaml(parseYaml);
 

@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseProxyCommandLine } from '../../agent/cli.js';
-import { runCliToEnd, spawnCli } from '../support/cli.js';
+import { parseProxyCommandLine } from '../../../agent/cmd/cli.js';
+import { runCliToEnd, spawnCli } from '../../support/cli.js';
 
 // The embedded local CA lets the agent run without istiod (as `npm start` does).
 // No istiod in these runs: plaintext to the (absent) control plane, so no istiod root is needed.

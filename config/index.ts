@@ -1,4 +1,4 @@
-// Public surface of agent/config: the configuration model of pilot-agent.
+// Public surface of config/: the configuration model of pilot-agent.
 export { agentEnv, type AgentEnvDefs } from './env.js';
 export { parseDownwardApi, formatDownwardApi, DownwardApiError } from './downward.js';
 export {
@@ -23,7 +23,6 @@ export {
   parseProxyConfigOverlay,
   proxyConfigSchema,
   proxyConfigToJson,
-  splitHostPort,
   validateProxyAddress,
   validateProxyConfig,
   type ClientTlsSettings,

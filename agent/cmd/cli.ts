@@ -1,10 +1,10 @@
 // The `pilot-agent` command tree (Istio's cobra tree, spec §1) on commander. Exit codes as
 // Istio: 255 for any command error, 1 for a fatal log, 0 for a clean proxy shutdown.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { parseGoInt } from '../lib/goparse.js';
-import { configureLogging, FatalError, LogConfigError, scope, type LogOptions } from '../lib/log.js';
-import type { ProxyFlags } from './config/index.js';
-import { istioIptablesArgs } from './dispatch.js';
+import { parseGoInt } from '../../lib/goparse.js';
+import { configureLogging, FatalError, LogConfigError, scope, type LogOptions } from '../../lib/log.js';
+import type { ProxyFlags } from '../../config/index.js';
+import type { ProxyInvocation } from './invocation.js';
 import { describeFlags, FlagError, normalizeArgv } from './flags.js';
 
 const log = scope('default');
@@ -45,15 +45,6 @@ class CommandFailure extends Error {
   ) {
     super(message);
   }
-}
-
-/** What `proxy` was asked to do, as parsed from the command line. */
-export interface ProxyInvocation {
-  typeArg: string | undefined;
-  flags: ProxyFlags;
-  logOptions: LogOptions;
-  /** `FLAG: --name="value"` lines, logged at start */
-  flagLines: string[];
 }
 
 function proxyFlagsFrom(cmd: Command): ProxyFlags {
@@ -129,7 +120,7 @@ function buildProgram(setExit: (code: number) => void, onProxy: ProxyHandler = r
     .option('--debug-port <port>', 'Set the port to make a local request to. The default points to the Envoy admin API.', goInt('--debug-port'), 15000)
     .action(async (args: string[], opts: { debugPort: number }) => {
       if (args.length < 2) throw new CommandFailure(`requires at least 2 arg(s), only received ${args.length}`, EXIT_ERROR);
-      const { doRequest } = await import('./helpers/request.js');
+      const { doRequest } = await import('./request.js');
       const body = await doRequest({ method: args[0]!, path: args[1]!, body: args[2] ?? '', debugPort: opts.debugPort });
       process.stdout.write(`${body}\n`);
       setExit(0);
@@ -144,7 +135,7 @@ function buildProgram(setExit: (code: number) => void, onProxy: ProxyHandler = r
     .option('--periodMillis <n>', 'number of milliseconds to wait between attempts', goInt('--periodMillis'), 500)
     .option('--url <url>', 'URL to use in requests', 'http://localhost:15021/healthz/ready')
     .action(async (opts: { timeoutSeconds: number; requestTimeoutMillis: number; periodMillis: number; url: string }) => {
-      const { waitForReady } = await import('./helpers/wait.js');
+      const { waitForReady } = await import('./wait.js');
       log.info(`Waiting for Envoy proxy to be ready (timeout: ${opts.timeoutSeconds} seconds)...`);
       await waitForReady(opts, () => log.info('Envoy is ready!'));
       setExit(0);
@@ -158,7 +149,7 @@ function buildProgram(setExit: (code: number) => void, onProxy: ProxyHandler = r
     .addOption(new Option('--no-short').hideHelp())
     .option('-o, --output <format>', "One of 'yaml' or 'json'.", '')
     .action(async (opts: { short: boolean; output: string }) => {
-      const { versionText } = await import('./version.js');
+      const { versionText } = await import('../../config/version.js');
       process.stdout.write(`${await versionText(opts.short, opts.output)}\n`);
       setExit(0);
     });
@@ -172,7 +163,7 @@ function buildProgram(setExit: (code: number) => void, onProxy: ProxyHandler = r
       throw new CommandFailure('this build is not compiled with collateral support', EXIT_ERROR);
     });
 
-  // `istio-iptables` is dispatched before commander (see runCli); listed here for help output.
+  // `istio-iptables` is dispatched before commander (main.ts); listed here for help output.
   program.command('istio-iptables').description('Set up iptables rules for Istio Sidecar');
   return program;
 }
@@ -192,13 +183,11 @@ function quietly(program: Command, io: CliIo): void {
 
 const defaultIo: CliIo = { stderr: (s) => void process.stderr.write(s) };
 
-/** Runs the CLI with argv (without node and script) and returns the exit status. */
+/**
+ * Runs the agent's command tree with argv (without node and script) and returns the exit status;
+ * `istio-iptables` command lines never get here (main.ts hands them over first).
+ */
 export async function runCli(args: readonly string[], io: CliIo = defaultIo): Promise<number> {
-  const ipt = istioIptablesArgs(args);
-  if (ipt) {
-    const { runIstioIptables } = await import('../iptables/cli.js');
-    return runIstioIptables(ipt);
-  }
   let code = 0;
   const program = buildProgram((c) => (code = c));
   quietly(program, io);

@@ -4,9 +4,9 @@
 // the pod spec implies. Three pods also start the real CLI.
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { proxyConfigToJson } from '../../../agent/config/index.js';
-import { spawnCli } from '../../support/cli.js';
-import { containerArgs, containerEnv, findContainer, loadInjectedPods, podWorkdir, resolvePodAgentConfig, type InjectedPod } from '../../support/injection.js';
+import { proxyConfigToJson } from '../../config/index.js';
+import { spawnCli } from '../support/cli.js';
+import { containerArgs, containerEnv, findContainer, loadInjectedPods, podWorkdir, resolvePodAgentConfig, type InjectedPod } from '../support/injection.js';
 
 const pods = loadInjectedPods();
 t.ok(pods.length > 0, 'found injected pods');

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { standinBin } from '../test/support/envoy-standin/index.js';
 import { freePorts } from '../test/support/ports.js';
-import type { BenchResult } from './run.js';
+import type { BenchResult } from './result.js';
 import { median, percentile, procStatusKb, timeCommand } from './stats.js';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');

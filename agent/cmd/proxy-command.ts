@@ -1,11 +1,11 @@
 // `pilot-agent proxy [type]`: log flags and version, resolve the configuration, run the agent
 // until SIGTERM/SIGINT (or a subsystem such as Envoy ends), then exit 0 as Istio does.
-import { scope } from '../lib/log.js';
-import { Agent, ShutdownController } from './agent.js';
-import type { ProxyInvocation } from './cli.js';
-import { loadAgentConfig, proxyConfigToJson } from './config/index.js';
-import { buildSubsystems } from './subsystems.js';
-import { longForm } from './version.js';
+import { scope } from '../../lib/log.js';
+import { Agent, ShutdownController } from '../agent.js';
+import type { ProxyInvocation } from './invocation.js';
+import { loadAgentConfig, proxyConfigToJson } from '../../config/index.js';
+import { buildSubsystems } from '../subsystems.js';
+import { longForm } from '../../config/version.js';
 
 const log = scope('default');
 

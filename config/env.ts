@@ -1,7 +1,7 @@
 // Every environment variable pilot-agent reads, declared once (name → type, default, meaning).
 // Values are read in resolve() with Go's parsing rules and handed to subsystems through
 // AgentConfig.env; no other module reads process.env. The README table is generated from here.
-import { bool, duration, float, int, optBool, optStr, prefix, str } from '../../lib/env.js';
+import { bool, duration, float, int, optBool, optStr, prefix, str } from '../lib/env.js';
 
 const ID = 'Identity and configuration';
 const SEC = 'Certificates, CA and control plane';

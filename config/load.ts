@@ -4,8 +4,8 @@
 // for it).
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import type { EnvSource } from '../../lib/env.js';
-import type { LogOptions } from '../../lib/log.js';
+import type { EnvSource } from '../lib/env.js';
+import type { LogOptions } from '../lib/log.js';
 import type { InterfaceAddress } from './identity.js';
 import { ConfigError, type YamlParser } from './proxy-config.js';
 import { ANNOTATION_PROXY_CONFIG, resolveAgentConfig, type ProxyFlags, type Resolution } from './resolve.js';

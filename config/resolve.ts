@@ -1,9 +1,9 @@
 // resolve(): argv-derived flags + environment + file contents → one immutable AgentConfig.
 // Mirrors pilot-agent's proxy command: identity (initProxy), ProxyConfig (ConstructProxyConfig),
 // then the environment with proxyMetadata merged in. Pure; the CLI shell does the reading.
-import { readEnv, type EnvSource, type EnvValues } from '../../lib/env.js';
-import { parseGoInt } from '../../lib/goparse.js';
-import { defaultLogOptions, type LogOptions } from '../../lib/log.js';
+import { readEnv, type EnvSource, type EnvValues } from '../lib/env.js';
+import { parseGoInt } from '../lib/goparse.js';
+import { defaultLogOptions, type LogOptions } from '../lib/log.js';
 import { DownwardApiError, parseDownwardApi } from './downward.js';
 import { agentEnv, type AgentEnvDefs } from './env.js';
 import { parseProxyType, resolveIdentity, type InterfaceAddress, type ProxyIdentity } from './identity.js';

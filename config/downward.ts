@@ -1,7 +1,7 @@
 // Kubernetes downward-API files (`./etc/istio/pod/labels`, `./etc/istio/pod/annotations`): one
 // `key="go-quoted value"` per line. Istio skips lines without `=` and treats a value that fails
 // to unquote as an error for the whole file.
-import { goUnquote } from '../../lib/goparse.js';
+import { goUnquote } from '../lib/goparse.js';
 
 export class DownwardApiError extends Error {
   override readonly name = 'DownwardApiError';

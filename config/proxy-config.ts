@@ -1,6 +1,7 @@
 // ProxyConfig (istio.mesh.v1alpha1.ProxyConfig): schema, Istio's defaults, the overlay rule of
 // pilot-agent's ConstructProxyConfig, post-processing and validation. Pure: callers pass file
 // and environment contents in.
+import { splitHostPort } from '../lib/hostport.js';
 import { f, formatProtoDuration, parseMessage, ProtoJsonError, s, toProtoJson, type MessageSchema, type ProtoJson } from './proto-json.js';
 
 const str = (proto: string) => s(proto);
@@ -315,20 +316,6 @@ function isFqdn(host: string): boolean {
   const h = host.endsWith('.') ? host.slice(0, -1) : host;
   if (h.length === 0 || h.length > 255) return false;
   return h.split('.').every((l) => l.length <= 63 && DNS1123_LABEL.test(l));
-}
-
-/** Go net.SplitHostPort. */
-export function splitHostPort(addr: string): { host: string; port: string } | undefined {
-  if (addr.startsWith('[')) {
-    const end = addr.indexOf(']');
-    if (end < 0 || addr[end + 1] !== ':') return undefined;
-    return { host: addr.slice(1, end), port: addr.slice(end + 2) };
-  }
-  const i = addr.lastIndexOf(':');
-  if (i < 0) return undefined;
-  const host = addr.slice(0, i);
-  if (host.includes(':')) return undefined; // too many colons
-  return { host, port: addr.slice(i + 1) };
 }
 
 export function validateProxyAddress(addr: string): string | undefined {
