@@ -5,6 +5,7 @@
 // carries the drain out.
 import { scope } from '../lib/log.js';
 import type { AgentConfig } from '../config/index.js';
+import { errorMessage } from '../lib/errors.js';
 
 const log = scope('default');
 
@@ -15,7 +16,7 @@ export interface Subsystem {
   /** Called in reverse order; must not throw for a subsystem that never started. */
   stop(): Promise<void>;
   /** Resolves if the subsystem ends by itself, which ends the agent (Envoy exiting). */
-  readonly done?: Promise<void>;
+  readonly done?: Promise<void> | undefined;
   /**
    * Called once every subsystem has started (Envoy spawned): work that can wait until then —
    * loading gRPC and protos, connecting to the CA — runs here, so it never delays Envoy's exec.
@@ -87,7 +88,7 @@ export class Agent {
         this.started.push(s);
       }
       if (!shutdown.aborted) for (const s of this.started) s.afterStart?.();
-      const ended = this.started.filter((s) => s.done).map((s) => s.done!.then(() => s.name));
+      const ended = this.started.flatMap((s) => (s.done ? [s.done.then(() => s.name)] : []));
       const aborted = new Promise<string>((resolve) => {
         if (shutdown.aborted) resolve('shutdown');
         else shutdown.addEventListener('abort', () => resolve('shutdown'), { once: true });
@@ -106,7 +107,7 @@ export class Agent {
       try {
         await s.stop();
       } catch (err) {
-        log.warn(`failed to stop ${s.name}: ${(err as Error).message}`);
+        log.warn(`failed to stop ${s.name}: ${errorMessage(err)}`);
       }
     }
     this.started.length = 0;

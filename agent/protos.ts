@@ -15,7 +15,7 @@ import type { IConversionOptions, Root, Type } from 'protobufjs';
 export const PROJECT_PROTOS_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..', 'protos');
 
 /** How decoded messages look: snake_case fields, 64-bit ints as strings, bytes as Buffers. */
-const conversion: IConversionOptions = { longs: String, enums: String, bytes: Buffer as unknown as IConversionOptions['bytes'], oneofs: true, defaults: false };
+const conversion: IConversionOptions = { longs: String, enums: String, bytes: Buffer, oneofs: true, defaults: false };
 
 const require = createRequire(import.meta.url);
 
@@ -68,7 +68,7 @@ export function serviceDefinition(root: Root, serviceName: string): ServiceDefin
 }
 
 export function encodeMessage(t: Type, o: object): Buffer {
-  const bytes = t.encode(t.fromObject(o as Record<string, unknown>)).finish();
+  const bytes = t.encode(t.fromObject(o)).finish();
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 

@@ -38,7 +38,7 @@ async function startCaProcess(dir: string): Promise<CaProcess> {
   const child = spawn(process.execPath, [resolve(root, 'dist/test/support/test-ca-main.js'), rootPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((res, rej) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /READY (\d+)/.exec(out);
       if (m) res(Number(m[1]));
@@ -85,7 +85,7 @@ async function streamsRss(): Promise<{ before: number; after: number }> {
   try {
     await new Promise<void>((res, rej) => {
       let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
+      child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         if (out.includes('workload certificate and root are ready') && out.includes('SDS server for workload certificates started')) res();
       });

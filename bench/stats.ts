@@ -24,7 +24,7 @@ export function timeCommand(cmd: string, args: string[], opts: { env?: NodeJS.Pr
       done = true;
       resolve(Number(process.hrtime.bigint() - t0) / 1e6);
     };
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       if (!opts.until) return;
       out += d.toString();
       if (opts.until.test(out)) {

@@ -58,7 +58,7 @@ function serve(call: grpc.ServerDuplexStream<Buffer, Buffer>, msg: Buffer): void
 }
 
 const server = new grpc.Server();
-server.addService({ StreamAggregatedResources: method('StreamAggregatedResources'), DeltaAggregatedResources: method('DeltaAggregatedResources') } as grpc.ServiceDefinition, {
+server.addService({ StreamAggregatedResources: method('StreamAggregatedResources'), DeltaAggregatedResources: method('DeltaAggregatedResources') }, {
   StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.sotw),
   DeltaAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.delta),
 });

@@ -33,7 +33,7 @@ function startChild(args: string[], ready: RegExp, opts: { cwd?: string; env?: N
   const child = spawn(process.execPath, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((res, rej) => {
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const m = ready.exec(out);
       if (m) res({ child, match: m });

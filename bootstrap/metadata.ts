@@ -17,6 +17,7 @@ import { parseGoBool } from '../lib/goparse.js';
 import type { Locality } from './envoy-api.js';
 import { BootstrapError } from './errors.js';
 import { UNKNOWN_PLATFORM, type Platform } from './platform.js';
+import { errorMessage } from '../lib/errors.js';
 
 export const ISTIO_META_PREFIX = 'ISTIO_META_';
 export const ISTIO_METAJSON_PREFIX = 'ISTIO_METAJSON_';
@@ -76,7 +77,7 @@ export interface NodeMetadata {
   OUTBOUND_LISTENER_EXACT_BALANCE?: boolean;
   CLOUDRUN_ADDR?: string;
   /** Optional with presence: emitted as "true"/"false" whenever set. */
-  METADATA_DISCOVERY?: boolean;
+  METADATA_DISCOVERY?: boolean | undefined;
   ENVOY_SKIP_DEPRECATED_LOGS?: boolean;
   WORKLOAD_IDENTITY_SOCKET_FILE?: string;
   NAME?: string;
@@ -235,7 +236,7 @@ function decodeTyped(key: keyof NodeMetadata, rawKey: string, v: unknown): unkno
     case 'map': {
       if (typeof v !== 'object' || Array.isArray(v)) throw badValue(key, rawKey, 'an object of strings', v);
       const m = dict<string>();
-      for (const [k, x] of Object.entries(v as object)) {
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
         if (x !== null && typeof x !== 'string') throw badValue(key, rawKey, 'an object of strings', v);
         m[k] = x ?? '';
       }
@@ -298,7 +299,7 @@ function jsonStringMap(name: string, text: string, warn: (m: string) => void): S
   try {
     parsed = JSON.parse(text);
   } catch (err) {
-    warn(`Env variable ${name} with value ${JSON.stringify(text)} failed json unmarshal: ${(err as Error).message}`);
+    warn(`Env variable ${name} with value ${JSON.stringify(text)} failed json unmarshal: ${errorMessage(err)}`);
     return dict();
   }
   const m = dict<string>();
@@ -306,7 +307,7 @@ function jsonStringMap(name: string, text: string, warn: (m: string) => void): S
     if (parsed !== null) warn(`Env variable ${name} with value ${JSON.stringify(text)} is not a JSON object of strings`);
     return m;
   }
-  for (const [k, v] of Object.entries(parsed)) {
+  for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
     if (typeof v === 'string' || v === null) m[k] = v ?? '';
     else warn(`Env variable ${name}: label ${JSON.stringify(k)} is not a string; ignored`);
   }
@@ -351,7 +352,7 @@ export function buildNodeMetadata(input: MetadataInput): NodeMetadataResult {
     try {
       parsed = JSON.parse(v);
     } catch (err) {
-      warn(`Env variable ${k.slice(ISTIO_METAJSON_PREFIX.length)} [${v}] failed json unmarshal: ${(err as Error).message}`);
+      warn(`Env variable ${k.slice(ISTIO_METAJSON_PREFIX.length)} [${v}] failed json unmarshal: ${errorMessage(err)}`);
       continue;
     }
     if (parsed === null) continue;

@@ -5,9 +5,9 @@
 export type PlatformName = 'gcp' | 'aws' | 'azure' | 'unknown';
 
 export interface PlatformLocality {
-  region?: string;
-  zone?: string;
-  subZone?: string;
+  region?: string | undefined;
+  zone?: string | undefined;
+  subZone?: string | undefined;
 }
 
 export interface Platform {

@@ -100,7 +100,7 @@ function positiveInt(text: string, setting: string): number {
 
 /** Spec §6.11 precedence: connectionSettings → proxyMetadata → runtimeValues → unlimited. */
 export function globalDownstreamMaxConnections(pc: BootstrapInput['proxyConfig']): number {
-  const cs = pc.connectionSettings as Record<string, unknown> | undefined;
+  const cs = pc.connectionSettings;
   const limit = cs?.globalDownstreamConnectionLimit ?? cs?.global_downstream_connection_limit;
   if (limit !== undefined && limit !== null) {
     const n = typeof limit === 'number' ? limit : typeof limit === 'string' && /^-?\d+$/.test(limit) ? Number(limit) : NaN;
@@ -219,7 +219,7 @@ function loadStatsConfig(raw: Record<string, unknown>, warn: (m: string) => void
   try {
     parsed = JSON.parse(v);
   } catch (err) {
-    throw new BootstrapError(`invalid ISTIO_META_LOAD_STATS_CONFIG_JSON ${JSON.stringify(v)}: ${(err as Error).message}`);
+    throw new BootstrapError(`invalid ISTIO_META_LOAD_STATS_CONFIG_JSON ${JSON.stringify(v)}`, { cause: err });
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new BootstrapError(`invalid ISTIO_META_LOAD_STATS_CONFIG_JSON ${JSON.stringify(v)}: want a JSON object (an Envoy ApiConfigSource)`);

@@ -5,6 +5,7 @@ import { formatProtoDuration, type ProxyConfig } from '../config/index.js';
 import { parseGoDuration } from '../lib/goparse.js';
 import type { HistogramBucketSetting, StatsConfig, StatsTag, StringMatcher } from './envoy-api.js';
 import { byBytes } from './metadata.js';
+import { errorMessage } from '../lib/errors.js';
 
 export const ANNOTATION_EXTRA_STAT_TAGS = 'sidecar.istio.io/extraStatTags';
 export const ANNOTATION_STATS_PREFIXES = 'sidecar.istio.io/statsInclusionPrefixes';
@@ -93,7 +94,7 @@ function histogramBuckets(annotation: string | undefined, warn: (m: string) => v
   try {
     parsed = JSON.parse(annotation);
   } catch (err) {
-    warn(`Failed to unmarshal histogram buckets ${annotation}: ${(err as Error).message}`);
+    warn(`Failed to unmarshal histogram buckets ${annotation}: ${errorMessage(err)}`);
     return undefined;
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {

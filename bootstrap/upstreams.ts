@@ -2,7 +2,7 @@
 // (zipkin / lightstep / datadog), the metrics service, the access log service and statsd
 // (spec bootstrap.md §6.9 rows 6–8, §6.13–6.15).
 import { splitHostPort } from '../lib/hostport.js';
-import { type ClientTlsSettings, type ProxyConfig, type RemoteService } from '../config/index.js';
+import type { ClientTlsSettings, ProxyConfig, RemoteService } from '../config/index.js';
 import {
   TYPES,
   typeUrl,

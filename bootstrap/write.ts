@@ -158,7 +158,7 @@ export async function writeGeneratedBootstrap(input: BootstrapInput): Promise<st
   try {
     await mkdir(pc.configPath, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new BootstrapError(`failed to create bootstrap directory ${pc.configPath}: ${(err as Error).message}`);
+    throw new BootstrapError(`failed to create bootstrap directory ${pc.configPath}`, { cause: err });
   }
   const lightstep = pc.tracing?.lightstep;
   const tokenPath = lightstep ? lightstepTokenPath(pc.configPath) : undefined;
@@ -168,7 +168,7 @@ export async function writeGeneratedBootstrap(input: BootstrapInput): Promise<st
     await writeFileAtomic(path, text, 0o666);
   } catch (err) {
     if (tokenPath) await unlink(tokenPath).catch(() => {});
-    throw new BootstrapError(`failed to write Envoy bootstrap ${path}: ${(err as Error).message}`);
+    throw new BootstrapError(`failed to write Envoy bootstrap ${path}`, { cause: err });
   }
   return path;
 }

@@ -2,9 +2,10 @@
 // `key="go-quoted value"` per line. Istio skips lines without `=` and treats a value that fails
 // to unquote as an error for the whole file.
 import { goUnquote } from '../lib/goparse.js';
+import { AgentError } from '../lib/errors.js';
 
-export class DownwardApiError extends Error {
-  override readonly name = 'DownwardApiError';
+export class DownwardApiError extends AgentError {
+  static override readonly code: string = 'CONFIG_DOWNWARD_API';
 }
 
 export function parseDownwardApi(text: string): Map<string, string> {

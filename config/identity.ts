@@ -1,6 +1,7 @@
 // Proxy identity (pilot-agent's initProxy): IP list, IP mode, proxy ID, DNS domain and the Envoy
 // node ID `<type>~<ip>~<pod>.<ns>~<domain>`. Pure: interface addresses are passed in.
 import { formatAddr, ipFamily, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, isUnspecified, parseAddr, unmap, type Addr } from '../lib/netip.js';
+import { AgentError } from '../lib/errors.js';
 
 export const PROXY_TYPES = ['sidecar', 'router', 'waypoint', 'ztunnel', 'agentgateway'] as const;
 export type ProxyType = (typeof PROXY_TYPES)[number];
@@ -28,8 +29,8 @@ export interface InterfaceAddress {
   internal: boolean;
 }
 
-export class InvalidProxyTypeError extends Error {
-  override readonly name = 'InvalidProxyTypeError';
+export class InvalidProxyTypeError extends AgentError {
+  static override readonly code: string = 'CONFIG_PROXY_TYPE';
 }
 
 export function parseProxyType(arg: string | undefined): ProxyType {

@@ -20,7 +20,7 @@ function readOptional(path: string, what: string): string | undefined {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-    throw new ConfigError(`failed to read ${what} ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`failed to read ${what} ${path}`, { cause: err });
   }
 }
 
@@ -46,7 +46,7 @@ export function jsonThenYaml(yamlParse?: (t: string) => unknown): YamlParser {
   return (text) => {
     if (text.trim() === '') return null;
     try {
-      return JSON.parse(text);
+      return JSON.parse(text) as unknown;
     } catch (err) {
       if (!yamlParse) throw err;
       return yamlParse(text);

@@ -3,6 +3,7 @@
 // names, enums by name or number, durations as "1.5s", wrappers as bare values, unknown fields
 // dropped (its lenient second pass). Writing produces protojson's canonical output, which is
 // what lands in node metadata PROXY_CONFIG and what istiod sees.
+import { AgentError } from '../lib/errors.js';
 
 export type FieldKind =
   | { t: 'string' }
@@ -32,8 +33,8 @@ export type MessageSchema = Readonly<Record<string, FieldSpec>>; // keyed by JSO
 
 export type ProtoJson = { [k: string]: unknown };
 
-export class ProtoJsonError extends Error {
-  override readonly name = 'ProtoJsonError';
+export class ProtoJsonError extends AgentError {
+  static override readonly code: string = 'CONFIG_PROTO_JSON';
 }
 
 export const s = (proto: string, oneof?: string): FieldSpec => ({ kind: { t: 'string' }, proto, ...(oneof ? { oneof } : {}) });
@@ -87,7 +88,7 @@ function parseInteger(v: unknown, bits: 'int32' | 'uint32' | 'int64', path: stri
   else if (typeof v === 'string' && /^-?\d+(\.0*)?$/.test(v.trim()) && v.trim() === v) n = Number(v);
   else throw new ProtoJsonError(`${path}: invalid value ${JSON.stringify(v)} for ${bits} field`);
   if (!Number.isInteger(n)) throw new ProtoJsonError(`${path}: invalid value ${JSON.stringify(v)} for ${bits} field (not an integer)`);
-  const [lo, hi] = bits === 'int32' ? [-2147483648, 2147483647] : bits === 'uint32' ? [0, 4294967295] : [-9223372036854775808, 9223372036854775807];
+  const [lo, hi] = bits === 'int32' ? [-2147483648, 2147483647] : bits === 'uint32' ? [0, 4294967295] : [-(2 ** 63), 2 ** 63] /* ±(2^63 - 1) rounds to ±2^63 in a double */;
   if (n < lo || n > hi) throw new ProtoJsonError(`${path}: value ${JSON.stringify(v)} out of range for ${bits} field`);
   // int64 is a string in protojson output.
   return bits === 'int64' ? String(n) : n;
@@ -124,7 +125,7 @@ function parseScalar(kind: FieldKind, v: unknown, path: string): unknown {
       throw new ProtoJsonError(`${path}: invalid enum value ${JSON.stringify(v)} (want one of ${kind.values.join(', ')})`);
     }
     case 'wrapper':
-      return parseScalar({ t: kind.of } as FieldKind, v, path);
+      return parseScalar({ t: kind.of }, v, path);
     default:
       throw new ProtoJsonError(`${path}: unsupported scalar`);
   }

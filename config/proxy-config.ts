@@ -3,6 +3,7 @@
 // and environment contents in.
 import { splitHostPort } from '../lib/hostport.js';
 import { f, formatProtoDuration, parseMessage, ProtoJsonError, s, toProtoJson, type MessageSchema, type ProtoJson } from './proto-json.js';
+import { AgentError, errorMessage } from '../lib/errors.js';
 
 const str = (proto: string) => s(proto);
 const repeatedString = (proto: string) => f({ t: 'repeated', of: { t: 'string' } }, proto);
@@ -161,7 +162,7 @@ export interface Tracing {
 export interface ProxyConfig {
   readonly configPath: string;
   readonly binaryPath: string;
-  readonly serviceCluster?: string;
+  readonly serviceCluster?: string | undefined;
   readonly tracingServiceName?: (typeof TRACING_SERVICE_NAMES)[number];
   readonly drainDuration?: number;
   readonly parentShutdownDuration?: number;
@@ -219,8 +220,8 @@ export function defaultProxyConfig(): ProxyConfig {
   };
 }
 
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+export class ConfigError extends AgentError {
+  static override readonly code: string = 'CONFIG_PROXY_CONFIG';
 }
 
 /** Parses ProxyConfig text in YAML or JSON (as PROXY_CONFIG and the annotation allow). */
@@ -234,7 +235,7 @@ export function parseProxyConfigOverlay(text: string, parseYaml: YamlParser, whe
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`failed to unmarshal mesh config from ${where} [${text.trim()}]: ${(err as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`failed to unmarshal mesh config from ${where} [${text.trim()}]: ${errorMessage(err).split('\n')[0]}`, { cause: err, appendCause: false });
   }
   return parseOverlayObject(doc, where, text);
 }
@@ -248,7 +249,7 @@ function parseOverlayObject(doc: unknown, where: string, text: string): { fields
     return { fields, unknown };
   } catch (err) {
     if (err instanceof ProtoJsonError) {
-      throw new ConfigError(`failed to unmarshal mesh config from ${where} [${text.trim()}]: ${err.message}`);
+      throw new ConfigError(`failed to unmarshal mesh config from ${where} [${text.trim()}]`, { cause: err });
     }
     throw err;
   }
@@ -263,7 +264,7 @@ export function parseMeshConfigFile(text: string, parseYaml: YamlParser, file: s
   try {
     doc = parseYaml(text);
   } catch (err) {
-    throw new ConfigError(`failed to unmarshal mesh config from file [${file}]: ${(err as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`failed to unmarshal mesh config from file [${file}]: ${errorMessage(err).split('\n')[0]}`, { cause: err, appendCause: false });
   }
   if (doc === null || doc === undefined) return { fields: {}, unknown: [] };
   if (typeof doc !== 'object' || Array.isArray(doc)) {

@@ -2,6 +2,7 @@
 // ISTIO_VERSION). istiod gates generated config on the proxy's Istio version, so we report the
 // Istio release we are a drop-in for, not this package's own version.
 import { readFileSync } from 'node:fs';
+import { AgentError } from '../lib/errors.js';
 
 export const ISTIO_COMPAT_VERSION = '1.32.0';
 
@@ -40,8 +41,8 @@ export function longForm(b: BuildInfo = buildInfo()): string {
   return `version.BuildInfo{${fields.join(', ')}}`;
 }
 
-export class VersionOutputError extends Error {
-  override readonly name = 'VersionOutputError';
+export class VersionOutputError extends AgentError {
+  static override readonly code: string = 'VERSION_OUTPUT';
 }
 
 /** Output of `pilot-agent version [-s] [-o json|yaml]`. */

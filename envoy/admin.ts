@@ -2,6 +2,7 @@
 // pilot-agent uses it. undici is imported on first use: the start path never talks to the admin
 // API, so it does not pay for loading the HTTP client.
 import { countActiveConnections } from './connections.js';
+import { AgentError, type AgentErrorOptions } from '../lib/errors.js';
 
 type Undici = typeof import('undici');
 let undici: Promise<Undici> | undefined;
@@ -13,14 +14,15 @@ export interface AdminAddress {
   port: number;
 }
 
-export class EnvoyAdminError extends Error {
-  override readonly name = 'EnvoyAdminError';
+export class EnvoyAdminError extends AgentError {
+  static override readonly code: string = 'ENVOY_ADMIN';
   constructor(
     message: string,
     /** the HTTP status when Envoy answered, undefined for transport errors */
     readonly status?: number,
+    options?: AgentErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -100,7 +102,7 @@ export async function getServerInfo(a: AdminAddress, timeoutMs?: number): Promis
   try {
     return JSON.parse(body) as Record<string, unknown>;
   } catch (err) {
-    throw new EnvoyAdminError(`server_info is not JSON: ${(err as Error).message}`);
+    throw new EnvoyAdminError(`server_info is not JSON`, undefined, { cause: err });
   }
 }
 
@@ -118,7 +120,7 @@ export async function activeProxyConnections(a: AdminAddress, known: ReadonlySet
   try {
     body = await getStats(a, 'usedonly&filter=downstream_cx_active$', timeoutMs);
   } catch (err) {
-    throw new EnvoyAdminError(`unable to get listener stats from Envoy: ${(err as Error).message}`);
+    throw new EnvoyAdminError(`unable to get listener stats from Envoy`, undefined, { cause: err });
   }
   return countActiveConnections(body, known);
 }

@@ -3,6 +3,7 @@
 // compact JSON with sorted keys (Go's YAML→JSON conversion). A file that cannot be read or
 // converted gives one warning naming it, and the flag is left out (spec §6.3 row 13).
 import { readFile } from 'node:fs/promises';
+import { AgentError, errorMessage } from '../lib/errors.js';
 
 /** Parses YAML (or JSON) text into plain data; throws on malformed input. */
 export type YamlToData = (text: string) => unknown;
@@ -32,8 +33,8 @@ export function bootstrapOverrideToJson(text: string, hostIp: string, parse: Yam
   return JSON.stringify(sortKeys(parse(substituteHostIp(text, hostIp))) ?? null);
 }
 
-export class BootstrapOverrideError extends Error {
-  override readonly name = 'BootstrapOverrideError';
+export class BootstrapOverrideError extends AgentError {
+  static override readonly code: string = 'ENVOY_BOOTSTRAP_OVERRIDE';
 }
 
 /**
@@ -45,7 +46,7 @@ export async function readBootstrapOverride(file: string, hostIp: string): Promi
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new BootstrapOverrideError(`failed to read file: ${file}, ${(err as Error).message}`);
+    throw new BootstrapOverrideError(`failed to read file: ${file}, ${errorMessage(err)}`, { cause: err, appendCause: false });
   }
   let parse: YamlToData = (t) => JSON.parse(t);
   try {
@@ -57,6 +58,6 @@ export async function readBootstrapOverride(file: string, hostIp: string): Promi
   try {
     return bootstrapOverrideToJson(text, hostIp, parse);
   } catch (err) {
-    throw new BootstrapOverrideError(`failed to convert to JSON: ${file}, ${(err as Error).message.split('\n')[0]}`);
+    throw new BootstrapOverrideError(`failed to convert to JSON: ${file}, ${errorMessage(err).split('\n')[0]}`, { cause: err, appendCause: false });
   }
 }

@@ -6,9 +6,10 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { exitText } from '../lib/exit-text.js';
+import { AgentError, errorMessage } from '../lib/errors.js';
 
-export class EnvoyStartError extends Error {
-  override readonly name = 'EnvoyStartError';
+export class EnvoyStartError extends AgentError {
+  static override readonly code: string = 'ENVOY_START';
 }
 
 export interface EnvoyExit {
@@ -42,7 +43,7 @@ export async function checkEnvoyBinary(binaryPath: string, pathEnv: string | und
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'EACCES') problem = binaryPath.includes('/') ? 'is not executable' : `is not executable (${file})`;
-      else if (code !== 'ENOENT' && code !== 'ENOTDIR') problem = `cannot be used: ${(err as Error).message}`;
+      else if (code !== 'ENOENT' && code !== 'ENOTDIR') problem = `cannot be used: ${errorMessage(err)}`;
     }
   }
   const where = binaryPath.includes('/') ? '' : ' on PATH';

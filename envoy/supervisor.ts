@@ -6,6 +6,7 @@ import { scope } from '../lib/log.js';
 import { formatGoDuration } from '../lib/goparse.js';
 import { activeProxyConnections, drainListeners } from './admin.js';
 import { describeExit, EnvoyProcess, type EnvoyExit, type EnvoySpawnOptions } from './process.js';
+import { errorMessage } from '../lib/errors.js';
 
 const log = scope('default');
 
@@ -99,7 +100,7 @@ export class EnvoySupervisor {
     try {
       await drainListeners(this.o.adminPort, this.o.inboundOnly, true);
     } catch (err) {
-      log.warn(`Error in invoking drain listeners endpoint: ${(err as Error).message}`);
+      log.warn(`Error in invoking drain listeners endpoint: ${errorMessage(err)}`);
     }
   }
 
@@ -169,7 +170,7 @@ export class EnvoySupervisor {
         count = ac.count;
       } catch (err) {
         if (!this.proc.running) return;
-        log.error((err as Error).message);
+        log.error(errorMessage(err));
         retries++;
         if (retries >= MAX_STATS_RETRIES) {
           log.warn(`Graceful termination logic ended prematurely, error while obtaining downstream_cx_active stat (Max retry ${retries} exceeded)`);
@@ -220,6 +221,6 @@ async function runCleanup(cleanup: (() => Promise<void> | void) | undefined): Pr
   try {
     await cleanup();
   } catch (err) {
-    log.warn((err as Error).message);
+    log.warn(errorMessage(err));
   }
 }

@@ -11,6 +11,7 @@ import type { CaptureConfig } from './config.js';
 import { DetectionError, type Backend, type Dependencies, type ExecResult } from './deps.js';
 import { payloadTables, renderChecks, renderRestore, renderUndo, type Family, type Rule } from './ruleset.js';
 import { expectedState, hasResidue, istioFootprint, parseSave, saveSections, structuralDelta, type SaveState } from './state.js';
+import { AgentError, errorMessage } from '../lib/errors.js';
 
 export interface ApplyOptions {
   cleanupOnly: boolean;
@@ -21,8 +22,8 @@ export interface ApplyOptions {
 }
 
 /** A failure of the rule step: logged, exit status 1. */
-export class ApplyError extends Error {
-  override readonly name = 'ApplyError';
+export class ApplyError extends AgentError {
+  static override readonly code: string = 'IPTABLES_APPLY';
 }
 
 /** Tables istio-iptables writes; the state sweep and rollback stay inside them. */
@@ -45,7 +46,7 @@ interface FamilyRun {
   before: string;
   state: SaveState;
   residue: boolean;
-  delta?: string;
+  delta?: string | undefined;
 }
 
 const XTABLES_PROBLEM: Record<number, string> = { 1: 'other problem', 2: 'parameter problem', 3: 'version problem', 4: 'resource problem' };
@@ -61,7 +62,7 @@ function oneLine(text: string): string {
 export class Applier {
   /** The detected backends, kept for the final dump. */
   private v4?: Backend;
-  private v6?: Backend;
+  private v6?: Backend | undefined;
 
   constructor(
     private readonly deps: Dependencies,
@@ -109,7 +110,7 @@ export class Applier {
     let v6: Backend | undefined;
     if (r6.status === 'fulfilled') v6 = r6.value;
     else if (cfg.enableIPv6) throw asApplyError(r6.reason);
-    else this.log.warn(`ip6tables is not usable (${(r6.reason as Error).message}); IPv6 rules are not cleaned up`);
+    else this.log.warn(`ip6tables is not usable (${errorMessage(r6.reason)}); IPv6 rules are not cleaned up`);
     this.v6 = v6;
     const flavour = v4.flavour === 'unknown' ? '' : ` (${v4.flavour}${v4.version ? ` ${v4.version}` : ''})`;
     this.log.info(`Using ${v4.cmd}${flavour}${v6 ? ` and ${v6.cmd}` : ''}`);
@@ -121,8 +122,8 @@ export class Applier {
    * whether it succeeded or not; output is only logged.
    */
   async finalDump(cfg: CaptureConfig): Promise<void> {
-    const saves = [this.v4 && this.deps.exec(this.v4.save, []), cfg.enableIPv6 && this.v6 && this.deps.exec(this.v6.save, [])];
-    for (const d of await Promise.all(saves)) if (d && d.code === 0 && d.stdout.trim()) this.log.info(`Command output: \n${d.stdout.trimEnd()}`);
+    const backends = [this.v4, cfg.enableIPv6 ? this.v6 : undefined].filter((b): b is Backend => b !== undefined);
+    for (const d of await Promise.all(backends.map((b) => this.deps.exec(b.save, [])))) if (d.code === 0 && d.stdout.trim()) this.log.info(`Command output: \n${d.stdout.trimEnd()}`);
   }
 
   private async rules(cfg: CaptureConfig, plan: CapturePlan, v4: Backend, v6: Backend | undefined): Promise<void> {

@@ -6,6 +6,7 @@ import type { EnvSource } from '../lib/env.js';
 import { iptablesEnv } from './env.js';
 import type { IptablesFlags } from './flags.js';
 import { formatAddr, is4, isLinkLocalMulticast, isLinkLocalUnicast, isLoopback, parseAddr, parsePrefix, unmap, type Addr } from '../lib/netip.js';
+import { AgentError } from '../lib/errors.js';
 
 export type InterceptionMode = 'REDIRECT' | 'TPROXY';
 
@@ -56,8 +57,8 @@ export interface Machine {
 }
 
 /** A configuration error: logged, exit status 1. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
+export class ConfigError extends AgentError {
+  static override readonly code: string = 'IPTABLES_CONFIG';
 }
 
 /** Splits a list the way Istio does: cut at commas, drop empty items, trim nothing. */
@@ -116,7 +117,7 @@ function validateLoopbackCidr(cidr: string): void {
   try {
     p = parsePrefix(cidr);
   } catch (err) {
-    throw new ConfigError(`failed to parse CIDR ${JSON.stringify(cidr)}: ${(err as Error).message}`);
+    throw new ConfigError(`failed to parse CIDR ${JSON.stringify(cidr)}`, { cause: err });
   }
   if (!is4(p.addr) || !isLoopback(p.addr)) throw new ConfigError(`expected valid IPv4 loopback address in CIDR ${cidr}`);
   if (p.bits < 8 || p.bits > 32) throw new ConfigError(`expected CIDR ${cidr} to have mask in range [8, 32]; found ${p.bits}`);
@@ -149,7 +150,7 @@ export function resolveCaptureConfig(flags: IptablesFlags, env: EnvSource, machi
     try {
       dns = machine.dnsServers();
     } catch (err) {
-      throw new ConfigError(`failed to load /etc/resolv.conf: ${(err as Error).message}`);
+      throw new ConfigError(`failed to load /etc/resolv.conf`, { cause: err });
     }
   }
 

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Family } from './ruleset.js';
+import { AgentError } from '../lib/errors.js';
 
 export interface ExecResult {
   /** Exit status; 127 when the program could not be started. */
@@ -108,11 +109,11 @@ export interface Backend {
   /** legacy ≥ 1.6.2 takes the xtables lock: writes get `--wait=30`. */
   readonly lock: boolean;
   /** The save output read during detection; verification uses it instead of a second save. */
-  snapshot?: ExecResult;
+  snapshot?: ExecResult | undefined;
 }
 
-export class DetectionError extends Error {
-  override readonly name = 'DetectionError';
+export class DetectionError extends AgentError {
+  static override readonly code: string = 'IPTABLES_DETECTION';
 }
 
 const base = (family: Family) => (family === 'v4' ? 'iptables' : 'ip6tables');

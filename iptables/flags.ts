@@ -8,6 +8,7 @@ import type { EnvSource } from '../lib/env.js';
 import { parseGoBool, parseGoDuration } from '../lib/goparse.js';
 import type { LogOptions } from '../lib/log.js';
 import { iptablesEnv, type IptablesEnvName } from './env.js';
+import { AgentError } from '../lib/errors.js';
 
 export interface IptablesFlags {
   envoyPort: string;
@@ -117,8 +118,8 @@ export const FLAGS: readonly FlagSpec[] = [
 ];
 
 /** A command-line error: cobra prints `Error: <message>` and pilot-agent exits 255. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
+export class UsageError extends AgentError {
+  static override readonly code: string = 'IPTABLES_USAGE';
 }
 
 export interface ParsedCommandLine {
@@ -177,7 +178,7 @@ function parseValue(spec: FlagSpec, raw: string): { value: FlagValue; error?: st
 }
 
 function envDefault(spec: FlagSpec): FlagValue {
-  if (spec.env) return iptablesEnv[spec.env].default as FlagValue;
+  if (spec.env) return iptablesEnv[spec.env].default;
   if (spec.kind === 'stringArray') return [String(spec.def)];
   return spec.def as FlagValue;
 }

@@ -5,9 +5,10 @@
 import type { CaptureConfig } from './config.js';
 import { readFileSync } from 'node:fs';
 import type { Dependencies } from './deps.js';
+import { AgentError } from '../lib/errors.js';
 
-export class RouteError extends Error {
-  override readonly name = 'RouteError';
+export class RouteError extends AgentError {
+  static override readonly code: string = 'IPTABLES_ROUTE';
 }
 
 function parseIntStrict(what: string, s: string): number {

@@ -10,6 +10,7 @@ import { configureLogging, LogConfigError, scope } from '../lib/log.js';
 import type { CaptureConfig, Machine } from './config.js';
 import { detectBackend, DryRunRecorder, RealDependencies, type Backend } from './deps.js';
 import { describeFlags, parseCommandLine, usage, UsageError } from './flags.js';
+import { AgentError } from '../lib/errors.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -18,8 +19,6 @@ export const EXIT_VALIDATION_FAILED = 126;
 export const EXIT_USAGE = 255;
 
 /** Failures with a message for a person (logged as one line, exit 1). */
-const EXPECTED_FAILURES = new Set(['ConfigError', 'ApplyError', 'RouteError', 'DetectionError']);
-
 export interface RunHost {
   env: EnvSource;
   machine: Machine;
@@ -88,11 +87,11 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
       // The ::6 address (IPv6 pods) is independent of the rules: added meanwhile, dropped on failure.
       const routes = !flags.dryRun && (cfg.enableIPv6 || cfg.interceptionMode === 'TPROXY') ? await import('./routes.js') : undefined;
       const address = routes && cfg.enableIPv6 && !flags.cleanupOnly ? started(routes.addPassthroughAddress(deps)) : undefined;
-      let failure: unknown;
+      let failure: Error | undefined;
       try {
         await applier.run(cfg, plan, v4, v6);
       } catch (err) {
-        failure = err;
+        failure = err instanceof Error ? err : new Error(String(err));
         if (routes && address) await routes.dropPassthroughAddress(deps, address);
       }
       // The final dump and the routes are independent; the dump is logged last.
@@ -121,7 +120,9 @@ export async function runIptables(args: readonly string[], host: RunHost): Promi
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof Error && EXPECTED_FAILURES.has(err.name)) {
+    // Failures this program words for its user (bad configuration, a failed restore or route,
+    // no usable iptables) are one line; anything else is a bug and keeps its stack.
+    if (err instanceof AgentError) {
       log.error(err.message);
       return EXIT_FAILURE;
     }

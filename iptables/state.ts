@@ -12,7 +12,7 @@ const unquote = (s: string) => s.replace(/^"(.*)"$/, '$1');
 
 /** Istio's parse of save/restore text (GetStateFromSave). */
 export function parseSave(text: string): SaveState {
-  const state: SaveState = new Map(TRACKED_TABLES.map((t) => [t, new Map()]));
+  const state: SaveState = new Map(TRACKED_TABLES.map((t): [string, TableState] => [t, new Map<string, string[]>()]));
   let table: TableState | undefined;
   for (const raw of text.split('\n')) {
     const line = raw.trim();
@@ -48,10 +48,10 @@ export function parseSave(text: string): SaveState {
 
 /** Expected chains and their rule counts for one family, from the plan. */
 export function expectedState(rules: readonly Rule[]): SaveState {
-  const state: SaveState = new Map(TRACKED_TABLES.map((t) => [t, new Map()]));
+  const state: SaveState = new Map(TRACKED_TABLES.map((t): [string, TableState] => [t, new Map<string, string[]>()]));
   for (const r of rules) {
     let t = state.get(r.table);
-    if (!t) state.set(r.table, (t = new Map()));
+    if (!t) state.set(r.table, (t = new Map<string, string[]>()));
     const list = t.get(r.chain) ?? [];
     list.push(r.params.join(' '));
     t.set(r.chain, list);

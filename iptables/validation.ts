@@ -10,6 +10,7 @@
 // decimal ASCII, as Istio's does.
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Scope } from '../lib/log.js';
+import { errorMessage } from '../lib/errors.js';
 
 export interface ValidationOptions {
   /** HostIP of spec §1.5: IPv6 selects [::1] listeners and the [::6] target. */
@@ -82,7 +83,7 @@ export async function validate(opts: ValidationOptions, log: Scope): Promise<boo
       servers.push(server);
       log.info(`Listening on ${show(local, port)}`);
     } catch (err) {
-      log.error(`Error on listening: ${(err as Error).message}`);
+      log.error(`Error on listening: ${errorMessage(err)}`);
     }
   }
   if (servers.length === 0) {

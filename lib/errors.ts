@@ -35,7 +35,8 @@ export class AgentError extends Error {
     }
     Object.defineProperty(this, KINDS, { value: kinds });
     this.code = options?.code ?? new.target.code;
-    this.name = kinds[0] === undefined ? 'AgentError' : codeToName(new.target);
+    // The class's own name (the bundles keep names: packaging/bundle.mjs sets keepNames).
+    this.name = new.target.name || this.code;
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
@@ -46,11 +47,6 @@ export class AgentError extends Error {
   }
 }
 
-/** The class's own name when the bundler kept it, otherwise its code (both are stable to read). */
-function codeToName(ctor: typeof AgentError): string {
-  return ctor.name && ctor.name.length > 2 ? ctor.name : ctor.code;
-}
-
 /** The message of any thrown value, for one-line logs. */
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -58,6 +54,7 @@ export function errorMessage(err: unknown): string {
 
 /** The Node.js errno code of a thrown value (`ENOENT`, …), if it has one. */
 export function errnoCode(err: unknown): string | undefined {
+  if (err instanceof AgentError) return undefined; // its code is ours, not the system's
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' ? code : undefined;
 }

@@ -18,7 +18,7 @@ export function parseGoInt(s: string): number | undefined {
   if (!/^[+-]?\d+$/.test(s)) return undefined;
   const n = Number(s);
   // Go's int is 64-bit; JS can hold that only approximately, which is fine for ports, sizes and counts.
-  if (!Number.isFinite(n) || Math.abs(n) > 9223372036854775807) return undefined;
+  if (!Number.isFinite(n) || Math.abs(n) > 2 ** 63) return undefined;
   return n;
 }
 
@@ -69,7 +69,7 @@ export function parseGoDuration(input: string): number | undefined {
     s = s.slice(whole.length);
   }
   // Go rejects durations that overflow int64 nanoseconds (~292 years).
-  if (total > 9223372036854.775807) return undefined;
+  if (total > 2 ** 63 / 1e9) return undefined; // 9223372036854.775807 s, as close as a double gets
   return sign * total;
 }
 

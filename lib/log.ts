@@ -4,6 +4,7 @@
 //   2026-11-22T10:00:00.123000Z\tinfo\txdsproxy\tmessage
 // (the scope column is omitted for the `default` scope, as Istio does).
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { AgentError } from './errors.js';
 
 export const LEVELS = ['debug', 'info', 'warn', 'error', 'fatal', 'none'] as const;
 export type Level = (typeof LEVELS)[number];
@@ -32,13 +33,13 @@ export const defaultLogOptions: LogOptions = {
 };
 
 /** Thrown by `fatal()`: the CLI maps it to exit status 1, as Istio's logger exits 1 on fatal. */
-export class FatalError extends Error {
-  override readonly name = 'FatalError';
+export class FatalError extends AgentError {
+  static override readonly code: string = 'LOG_FATAL';
 }
 
 /** A bad value for one of the log flags; the CLI reports it and exits like any config error. */
-export class LogConfigError extends Error {
-  override readonly name = 'LogConfigError';
+export class LogConfigError extends AgentError {
+  static override readonly code: string = 'LOG_CONFIG';
 }
 
 interface Sink {
@@ -116,7 +117,7 @@ function openSink(target: string): Sink {
   try {
     fd = openSync(target, 'a', 0o644);
   } catch (err) {
-    throw new LogConfigError(`invalid --log_target "${target}": ${(err as Error).message}`);
+    throw new LogConfigError(`invalid --log_target "${target}"`, { cause: err });
   }
   // Synchronous appends keep ordering with process exit; log volume is small.
   return { write: (l) => void writeSync(fd, l), close: () => closeSync(fd) };

@@ -2,6 +2,7 @@
 // DNS servers with it: what it accepts, the error text users see (`netip.ParsePrefix("10.0.0.0"):
 // no '/'`) and the canonical form written into rules must all match) and the agent (its
 // address checks, which Istio also makes with netip).
+import { AgentError, errorMessage } from './errors.js';
 
 export interface Addr {
   /** 4 bytes for IPv4, 16 for IPv6 (IPv4-mapped IPv6 stays 16 bytes, as in Go). */
@@ -14,8 +15,8 @@ export interface Prefix {
   readonly bits: number;
 }
 
-export class NetipError extends Error {
-  override readonly name = 'NetipError';
+export class NetipError extends AgentError {
+  static override readonly code: string = 'NETIP';
 }
 
 // strconv.Quote for the plain ASCII inputs these messages carry; other characters escaped as Go does.
@@ -97,7 +98,7 @@ function parseIPv6(input: string): Addr {
       try {
         v4 = parseIPv4(s);
       } catch (err) {
-        throw addrError(input, (err as Error).message, s);
+        throw addrError(input, errorMessage(err), s);
       }
       ip.set(v4.bytes, i);
       s = '';
@@ -150,7 +151,7 @@ export function parsePrefix(s: string): Prefix {
   try {
     addr = parseAddr(s.slice(0, slash));
   } catch (err) {
-    throw fail((err as Error).message);
+    throw fail(errorMessage(err));
   }
   if (is6(addr) && addr.zone !== '') throw fail('IPv6 zones cannot be present in a prefix');
   const bitsStr = s.slice(slash + 1);

@@ -18,7 +18,8 @@ const bundledDeps = new Set(['commander']);
 const external = Object.keys(pkg.dependencies)
   .filter((d) => !bundledDeps.has(d))
   .flatMap((d) => [d, `${d}/*`]);
-const common = { bundle: true, platform: 'node', target: 'node20', outdir: 'dist/bundle', logLevel: 'warning' };
+// keepNames: error classes report their class name (lib/errors.ts), bundled or not.
+const common = { bundle: true, platform: 'node', target: 'node20', outdir: 'dist/bundle', logLevel: 'warning', keepNames: true };
 
 await Promise.all([
   build({ ...common, entryPoints: { 'istio-iptables': 'iptables/main.ts', 'istio-iptables-lib': 'iptables/cli.ts' }, format: 'cjs', outExtension: { '.js': '.cjs' } }),

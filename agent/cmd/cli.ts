@@ -6,6 +6,7 @@ import { configureLogging, FatalError, LogConfigError, scope, type LogOptions } 
 import type { ProxyFlags } from '../../config/index.js';
 import type { ProxyInvocation } from './invocation.js';
 import { describeFlags, FlagError, normalizeArgv } from './flags.js';
+import { AgentError } from '../../lib/errors.js';
 
 const log = scope('default');
 
@@ -27,28 +28,35 @@ function boolFlag(cmd: Command, name: string, description: string, dflt: boolean
   cmd.addOption(new Option(`--no-${name}`).hideHelp());
 }
 
+/** A commander option that holds a string (or nothing: its default). */
+function stringOpt(v: unknown, dflt: string): string {
+  return typeof v === 'string' ? v : dflt;
+}
+
 function logOptionsFrom(root: Command): LogOptions {
-  const o = root.opts() as Record<string, unknown>;
+  const o = root.opts<Record<string, unknown>>();
   return {
-    outputLevels: String(o.log_output_level ?? ''),
-    stackTraceLevels: String(o.log_stacktrace_level ?? 'default:none'),
-    logCallers: String(o.log_caller ?? ''),
+    outputLevels: stringOpt(o.log_output_level, ''),
+    stackTraceLevels: stringOpt(o.log_stacktrace_level, 'default:none'),
+    logCallers: stringOpt(o.log_caller, ''),
     asJson: Boolean(o.log_as_json),
     targets: (o.log_target as string[] | undefined) ?? ['stdout'],
   };
 }
 
-class CommandFailure extends Error {
+/** A command that cannot run as asked; `exitCode` is the status Istio exits with. */
+class CommandFailure extends AgentError {
+  static override readonly code: string = 'CMD_FAILURE';
   constructor(
     message: string,
-    readonly code: number,
+    readonly exitCode: number,
   ) {
     super(message);
   }
 }
 
 function proxyFlagsFrom(cmd: Command): ProxyFlags {
-  const o = cmd.opts() as Record<string, unknown>;
+  const o = cmd.opts<Record<string, unknown>>();
   return {
     domain: String(o.domain),
     meshConfig: String(o.meshConfig),
@@ -235,7 +243,7 @@ function reportError(err: unknown, io: CliIo): number {
   }
   if (err instanceof CommandFailure) {
     log.error(err.message);
-    return err.code;
+    return err.exitCode;
   }
   const e = err as Error;
   log.error(e?.message ?? String(err));

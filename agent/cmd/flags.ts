@@ -1,8 +1,9 @@
 // pflag compatibility in front of commander. Istio's CLI (cobra/pflag) ignores unknown flags on
 // the root and on `proxy`, lets bool flags take `--flag=false`, and prints every flag at start.
 // Commander parses the known flags; this module rewrites argv so that it only ever sees them.
-import type { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { parseGoBool } from '../../lib/goparse.js';
+import { AgentError } from '../../lib/errors.js';
 
 interface FlagInfo {
   takesValue: boolean;
@@ -16,10 +17,10 @@ function optionsOf(cmd: Command): Map<string, FlagInfo> {
     ['--help', { takesValue: false }],
     ['-h', { takesValue: false }],
   ]);
-  for (const o of cmd.options as readonly Option[]) {
+  for (const o of cmd.options) {
     if (o.negate) continue;
     const info: FlagInfo = { takesValue: o.required || o.optional };
-    const neg = (cmd.options as readonly Option[]).find((n) => n.negate && n.long === `--no-${o.long?.slice(2)}`);
+    const neg = (cmd.options).find((n) => n.negate && n.long === `--no-${o.long?.slice(2)}`);
     if (neg?.long) info.negate = neg.long;
     if (o.long) out.set(o.long, info);
     if (o.short) out.set(o.short, info);
@@ -27,8 +28,8 @@ function optionsOf(cmd: Command): Map<string, FlagInfo> {
   return out;
 }
 
-export class FlagError extends Error {
-  override readonly name = 'FlagError';
+export class FlagError extends AgentError {
+  static override readonly code: string = 'CMD_FLAG';
 }
 
 /**
@@ -107,11 +108,11 @@ export function normalizeArgv(root: Command, args: readonly string[]): string[] 
 export function describeFlags(cmds: readonly Command[]): string[] {
   const lines = new Map<string, string>();
   for (const c of cmds) {
-    const values = c.opts() as Record<string, unknown>;
-    for (const o of c.options as readonly Option[]) {
+    const values = c.opts<Record<string, unknown>>();
+    for (const o of c.options) {
       if (o.negate || !o.long || o.hidden) continue;
       const v = values[o.attributeName()];
-      const shown = Array.isArray(v) ? `[${v.join(',')}]` : v === undefined ? '' : String(v);
+      const shown = Array.isArray(v) ? `[${v.join(",")}]` : typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : "";
       lines.set(o.long.slice(2), `FLAG: ${o.long}=${JSON.stringify(shown)}`);
     }
   }

@@ -1,17 +1,18 @@
 // `pilot-agent request <method> <path> [body]`: one HTTP call to a local debug port, body to
 // stdout (istioctl parses it). Used by the injected preStop hook: `request --debug-port=15020 POST drain`.
 import { request as httpRequest } from 'undici';
+import { AgentError } from '../../lib/errors.js';
 
 export const ALLOWED_DEBUG_PORTS = [15000, 15004, 15020, 15021] as const;
 
-export class RequestError extends Error {
-  override readonly name = 'RequestError';
+export class RequestError extends AgentError {
+  static override readonly code: string = 'CMD_REQUEST';
 }
 
 export interface RequestOptions {
   method: string;
   path: string;
-  body?: string;
+  body?: string | undefined;
   debugPort: number;
   /** host:port to dial after the allow-list check; Istio always dials localhost:<debugPort> */
   authority?: string;
@@ -36,7 +37,7 @@ export async function doRequest(o: RequestOptions): Promise<string> {
       signal: AbortSignal.timeout(timeout),
     });
   } catch (err) {
-    throw new RequestError(`${o.method} ${url}: ${(err as Error).message}`);
+    throw new RequestError(`${o.method} ${url}`, { cause: err });
   }
   const body = await res.body.text();
   if (res.statusCode > 399 && res.statusCode !== 404) {

@@ -2,6 +2,7 @@
 // holdApplicationUntilProxyStarts).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 export interface WaitOptions {
   url: string;
@@ -17,8 +18,8 @@ export const defaultWaitOptions: Readonly<WaitOptions> = Object.freeze({
   periodMillis: 500,
 });
 
-export class WaitTimeoutError extends Error {
-  override readonly name = 'WaitTimeoutError';
+export class WaitTimeoutError extends AgentError {
+  static override readonly code: string = 'CMD_WAIT_TIMEOUT';
 }
 
 async function probe(url: string, timeoutMs: number): Promise<string | undefined> {
@@ -27,7 +28,7 @@ async function probe(url: string, timeoutMs: number): Promise<string | undefined
     await res.body.text();
     return res.statusCode === 200 ? undefined : `HTTP status code ${res.statusCode}`;
   } catch (err) {
-    return (err as Error).message;
+    return errorMessage(err);
   }
 }
 

@@ -4,6 +4,7 @@
 // reported — the XDS proxy turns each into a HealthInformation request to istiod.
 import { scope } from '../../lib/log.js';
 import { ProbeError } from './probe-error.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 const log = scope('healthcheck');
 
@@ -34,8 +35,8 @@ export interface WorkloadProbeConfig {
     | { kind: 'none' };
 }
 
-export class ReadinessProbeConfigError extends Error {
-  override readonly name = 'ReadinessProbeConfigError';
+export class ReadinessProbeConfigError extends AgentError {
+  static override readonly code: string = 'READINESS_PROBE_CONFIG';
 }
 
 type Json = Record<string, unknown>;
@@ -102,7 +103,7 @@ export function workloadProbeConfig(raw: Json, d: ProbeTargetDefaults): Workload
   } else if (exec) {
     const command = field(exec, 'command');
     if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string')) throw new ReadinessProbeConfigError('readinessProbe.exec.command must be a non-empty list of strings');
-    method = { kind: 'exec', command: command as string[] };
+    method = { kind: 'exec', command: command };
   }
   return {
     initialDelayMs: int(raw, 'initialDelaySeconds', 0) * 1000,
@@ -201,7 +202,7 @@ export class WorkloadHealthChecker {
         try {
           cb(e);
         } catch (err) {
-          log.warn(`health event listener failed: ${(err as Error).message}`);
+          log.warn(`health event listener failed: ${errorMessage(err)}`);
         }
       }
     };
@@ -220,7 +221,7 @@ export class WorkloadHealthChecker {
         }
       } catch (err) {
         if (running.signal.aborted) return;
-        const message = (err as Error).message;
+        const message = errorMessage(err);
         log.debug(`probe completed with unhealthy status: ${message}`);
         failures++;
         successes = 0;

@@ -62,11 +62,11 @@ export function checkHealth(sock: Socket, authority: string, o: CheckOptions): P
       ...(o.timeoutMs > 0 ? { 'grpc-timeout': `${Math.max(1, Math.ceil(o.timeoutMs))}m` } : {}),
     });
     const chunks: Buffer[] = [];
-    let headers: Record<string, unknown> = {};
+    let headers: Record<string, string | string[] | number | undefined> = {};
     req.on('response', (h) => (headers = h));
     req.on('data', (c: Buffer) => chunks.push(c));
     req.once('error', fail);
-    const finish = (trailers: Record<string, unknown>) => {
+    const finish = (trailers: Record<string, string | string[] | number | undefined>) => {
       const httpStatus = Number(headers[':status']);
       // A trailers-only answer carries grpc-status in the headers.
       const code = Number(trailers['grpc-status'] ?? headers['grpc-status'] ?? (httpStatus === 200 ? NaN : 14));
@@ -76,11 +76,11 @@ export function checkHealth(sock: Socket, authority: string, o: CheckOptions): P
       try {
         resolve(decodeHealthCheckResponse(Buffer.concat(chunks)));
       } catch (err) {
-        reject(err);
+        reject(err instanceof Error ? err : new ProbeError(String(err)));
       }
     };
-    let trailers: Record<string, unknown> = {};
-    req.on('trailers', (t) => (trailers = t));
+    let trailers: Record<string, string | string[] | number | undefined> = {};
+    req.on('trailers', (t: Record<string, string | string[] | number | undefined>) => (trailers = t));
     req.once('end', () => finish(trailers));
     req.once('close', () => reject(new ProbeError(`rpc error: code = Unavailable desc = stream closed (${req.rstCode ?? 0})`)));
     req.end(encodeHealthCheckRequest(o.service));

@@ -1,9 +1,10 @@
 // The one error type probes fail with (its message is Go's wording where Istio logs it), and the
 // abort race every prober ends with.
+import { AgentError } from '../../lib/errors.js';
 
 /** A probe that could not complete, or whose target answered unhealthy. */
-export class ProbeError extends Error {
-  override readonly name = 'ProbeError';
+export class ProbeError extends AgentError {
+  static override readonly code: string = 'PROBE';
 }
 
 export function abortError(signal: AbortSignal): ProbeError {
@@ -30,7 +31,7 @@ export function raceAbort<T>(p: Promise<T>, signal: AbortSignal, onAbort: () => 
       },
       (e: unknown) => {
         signal.removeEventListener('abort', abort);
-        reject(e);
+        reject(e instanceof Error ? e : new ProbeError(String(e)));
       },
     );
   });

@@ -238,7 +238,7 @@ function openTls(t: HttpGetTarget, o: HttpProbeOptions, signal: AbortSignal): Pr
       ...(family && !isIP(t.host) ? { family } : {}),
     });
     sock.once('secureConnect', () => resolve(sock!));
-    sock.once('error', (err) => reject(err));
+    sock.once('error', (err: Error) => reject(err));
   });
   return raceAbort(p, signal, () => sock?.destroy());
 }

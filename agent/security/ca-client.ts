@@ -10,6 +10,7 @@ import { scope } from '../../lib/log.js';
 import { loadClientCertificate, loadRootCert, readBearerToken, type ClientCertPaths, type RootCertSource } from './credentials.js';
 import { loadCaProtos, type IstioCertificateRequest, type IstioCertificateResponse } from './protos.js';
 import type { CaClient } from './types.js';
+import { AgentError } from '../../lib/errors.js';
 
 const log = scope('citadelclient');
 
@@ -46,11 +47,12 @@ export function goStatusText(err: { code?: number; details?: string; message?: s
   return `rpc error: code = ${CODE_NAMES[code] ?? `Code(${code})`} desc = ${err.details ?? err.message ?? ''}`;
 }
 
-export class CaCallError extends Error {
-  override readonly name = 'CaCallError';
+export class CaCallError extends AgentError {
+  static override readonly code: string = 'SECURITY_CA_CALL';
   constructor(
     message: string,
-    readonly code?: number,
+    /** the gRPC status of the failed call, when there was one */
+    readonly grpcCode?: number,
   ) {
     super(message);
   }

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scope } from '../../lib/log.js';
 import { keyMatchesCertificate, notAfter, parseCertificates } from './pem.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 const log = scope('security');
 
@@ -19,8 +20,8 @@ export const ETC_CERTS_ROOT_PATH = './etc/certs/root-cert.pem';
 /** The SAN istiod's serving certificate carries; used when the address is `localhost`. */
 export const ISTIOD_DEFAULT_SAN = 'istiod.istio-system.svc';
 
-export class RootCertError extends Error {
-  override readonly name = 'RootCertError';
+export class RootCertError extends AgentError {
+  static override readonly code: string = 'SECURITY_ROOT_CERT';
 }
 
 /** Where the root that verifies istiod comes from. */
@@ -116,7 +117,7 @@ export async function loadRootCert(src: RootCertSource): Promise<string | undefi
   try {
     pem = await readFile(src.path, 'utf8');
   } catch (err) {
-    throw new RootCertError(`${src.path}: ${(err as Error).message}`);
+    throw new RootCertError(`${src.path}`, { cause: err });
   }
   if (parseCertificates(pem).length === 0) throw new RootCertError(`${src.path}: no PEM certificate found`);
   return pem;
@@ -134,7 +135,7 @@ export async function loadClientCertificate(paths: ClientCertPaths | undefined, 
   try {
     [key, certChain] = await Promise.all([readFile(paths.keyPath, 'utf8'), readFile(paths.certPath, 'utf8')]);
   } catch (err) {
-    log.debug(`no client certificate: ${(err as Error).message}`);
+    log.debug(`no client certificate: ${errorMessage(err)}`);
     return undefined;
   }
   const leaf = parseCertificates(certChain)[0];
@@ -152,7 +153,7 @@ export async function loadClientCertificate(paths: ClientCertPaths | undefined, 
       return undefined;
     }
   } catch (err) {
-    log.warn(`client key ${paths.keyPath} does not parse (${(err as Error).message}); connecting without a client certificate`);
+    log.warn(`client key ${paths.keyPath} does not parse (${errorMessage(err)}); connecting without a client certificate`);
     return undefined;
   }
   return { key, certChain };
@@ -167,7 +168,7 @@ export async function readBearerToken(path: string = TOKEN_PATH): Promise<string
   try {
     return (await readFile(path, 'utf8')).trim();
   } catch (err) {
-    log.warn(`failed to read token file ${path}: ${(err as Error).message}; sending no authorization header`);
+    log.warn(`failed to read token file ${path}: ${errorMessage(err)}; sending no authorization header`);
     return '';
   }
 }

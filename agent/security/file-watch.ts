@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { scope } from '../../lib/log.js';
+import { errorMessage } from '../../lib/errors.js';
 
 const log = scope('cache');
 
@@ -15,7 +16,7 @@ interface Watched {
   names: Set<string>;
   /** (directory, entry name) pairs whose events mean this file changed */
   triggers: Set<string>;
-  timer?: NodeJS.Timeout;
+  timer?: NodeJS.Timeout | undefined;
 }
 
 export class CertWatcher {
@@ -73,7 +74,7 @@ export class CertWatcher {
       this.dirs.set(dir, fw);
     } catch (err) {
       this.failures++;
-      log.warn(`failed to watch ${dir}: ${(err as Error).message}`);
+      log.warn(`failed to watch ${dir}: ${errorMessage(err)}`);
     }
   }
 

@@ -5,6 +5,7 @@
 // sha256WithRSA / ecdsa-with-SHA256 / ecdsa-with-SHA384.
 import { KeyObject, webcrypto } from 'node:crypto';
 import { loadX509 } from './x509lib.js';
+import { AgentError } from '../../lib/errors.js';
 
 export interface KeyOptions {
   /** ECC_SIGNATURE_ALGORITHM: '' → RSA, 'ECDSA' → EC; anything else is an error. */
@@ -23,8 +24,8 @@ export interface KeyAndCsr {
   csrPem: string;
 }
 
-export class CsrError extends Error {
-  override readonly name = 'CsrError';
+export class CsrError extends AgentError {
+  static override readonly code: string = 'SECURITY_CSR';
 }
 
 type Algo = { kind: 'rsa'; bits: number } | { kind: 'ec'; curve: 'P-256' | 'P-384' };
@@ -56,7 +57,7 @@ export async function generateKeyAndCsr(o: KeyOptions, identity: string): Promis
   // WebCrypto's generateKey is Node's native key generation on the libuv pool (the same job
   // as crypto.generateKeyPair), and it hands back the CryptoKeys the CSR builder needs:
   // importing a KeyObject into WebCrypto instead costs more than generating an EC key.
-  const [x509, keys] = await Promise.all([loadX509(), webcrypto.subtle.generateKey(params, true, ['sign', 'verify']) as Promise<webcrypto.CryptoKeyPair>]);
+  const [x509, keys] = await Promise.all([loadX509(), webcrypto.subtle.generateKey(params, true, ['sign', 'verify'])]);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
     // Istio fills Organization from an unset option: one RDN O="" as an empty PrintableString.
     name: [{ '2.5.4.10': [{ printableString: '' }] }] as never,

@@ -4,12 +4,13 @@
 // directory, as Istio's relative paths are.
 import { isAbsolute, join, resolve } from 'node:path';
 import type { AgentConfig } from '../../config/index.js';
-import { CREDENTIAL_SOCKET_PATH, CREDENTIAL_UDS_DIR, DEFAULT_SDS_SOCKET_NAME, FILES_SDS_SOCKET_PATH, WORKLOAD_CREDENTIALS_DIR, WORKLOAD_SDS_DIR } from '../../config/paths.js';
+import { DEFAULT_SDS_SOCKET_NAME, FILES_SDS_SOCKET_PATH, WORKLOAD_CREDENTIALS_DIR, WORKLOAD_SDS_DIR } from '../../config/paths.js';
 import { caClientCertPaths, caRootCertSource, istiodServerName, prefixedHeaders, TOKEN_PATH, type ClientCertPaths, type RootCertSource } from './credentials.js';
 import { spiffeIdentity, type KeyOptions } from './keycsr.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
-export class SecurityConfigError extends Error {
-  override readonly name = 'SecurityConfigError';
+export class SecurityConfigError extends AgentError {
+  static override readonly code: string = 'SECURITY_CONFIG';
 }
 
 export const CRL_PATH = '/var/run/secrets/istio/crl/ca-crl.pem';
@@ -22,6 +23,8 @@ export interface CertFiles {
 }
 
 export const ETC_CERT_FILES: CertFiles = { certChain: './etc/certs/cert-chain.pem', key: './etc/certs/key.pem', root: './etc/certs/root-cert.pem' };
+const certFilePaths = (f: CertFiles): string[] => [f.certChain, f.key, f.root];
+
 const WORKLOAD_IDENTITY_FILES: CertFiles = {
   certChain: join(WORKLOAD_CREDENTIALS_DIR, 'cert-chain.pem'),
   key: join(WORKLOAD_CREDENTIALS_DIR, 'key.pem'),
@@ -125,12 +128,12 @@ export function securityOptions(config: AgentConfig, io: { cwd: string; fileExis
   let fileMounted = env.FILE_MOUNTED_CERTS;
   let fileMountedReason = fileMounted ? 'FILE_MOUNTED_CERTS=true' : undefined;
   if (provider === 'GkeWorkloadCertificate') {
-    const missing = Object.values(GKE_FILES).filter((p) => !fileExists(a(p)));
+    const missing = certFilePaths(GKE_FILES).filter((p) => !fileExists(a(p)));
     if (missing.length) throw new SecurityConfigError(`GKE workload certificate files (${missing.join(', ')}) not present`);
     certFiles = GKE_FILES;
     fileMounted = true;
     fileMountedReason = 'CA_PROVIDER=GkeWorkloadCertificate';
-  } else if (Object.values(WORKLOAD_IDENTITY_FILES).every((p) => fileExists(a(p)))) {
+  } else if (certFilePaths(WORKLOAD_IDENTITY_FILES).every((p) => fileExists(a(p)))) {
     certFiles = WORKLOAD_IDENTITY_FILES;
     fileMounted = true;
     fileMountedReason = `workload identity credentials found in ${WORKLOAD_CREDENTIALS_DIR}`;
@@ -162,7 +165,7 @@ export function securityOptions(config: AgentConfig, io: { cwd: string; fileExis
       if (root.kind === 'file') root = { ...root, path: a(root.path) };
     } catch (err) {
       // Reported when a CA client is created: file-mounted modes never need this root.
-      root = { kind: 'error', message: (err as Error).message };
+      root = { kind: 'error', message: errorMessage(err) };
     }
     ca.tls = {
       root,

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../lib/atomic-file.js';
 import { scope } from '../../lib/log.js';
 import type { SecretItem } from './types.js';
+import { errorMessage } from '../../lib/errors.js';
 
 const log = scope('cache');
 
@@ -40,7 +41,7 @@ export async function writeOutputCerts(dir: string, item: SecretItem, certMode: 
     try {
       if (await writeIfChanged(join(dir, name), data, mode)) log.info(`wrote ${join(dir, name)}`);
     } catch (err) {
-      log.error(`failed to write ${join(dir, name)}: ${(err as Error).message}`);
+      log.error(`failed to write ${join(dir, name)}: ${errorMessage(err)}`);
     }
   }
 }

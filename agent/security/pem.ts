@@ -2,6 +2,12 @@
 // certificate bundles that keep only parseable certs, the CA-response concatenation and the
 // ROOTCA trust-anchor merge. Pure functions of their inputs.
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { AgentError } from '../../lib/errors.js';
+
+/** A certificate or chain that does not parse or verify. */
+export class CertificateError extends AgentError {
+  static override readonly code: string = 'SECURITY_CERTIFICATE';
+}
 
 export interface PemBlock {
   type: string;
@@ -28,7 +34,7 @@ export function pemBlocks(text: string): PemBlock[] {
  */
 export function parseCertificate(block: PemBlock | string): X509Certificate {
   const cert = new X509Certificate(typeof block === 'string' ? block : block.text);
-  if (cert.serialNumber.startsWith('-')) throw new Error('x509: negative serial number');
+  if (cert.serialNumber.startsWith('-')) throw new CertificateError('x509: negative serial number');
   return cert;
 }
 
@@ -106,19 +112,19 @@ export function keyMatchesCertificate(keyPem: string, cert: X509Certificate): bo
  * first problem.
  */
 export function verifyChain(chain: readonly X509Certificate[], roots: readonly X509Certificate[], now: number): void {
-  if (chain.length === 0) throw new Error('empty certificate chain');
-  if (roots.length === 0) throw new Error('no root certificate to verify the chain against');
+  if (chain.length === 0) throw new CertificateError('empty certificate chain');
+  if (roots.length === 0) throw new CertificateError('no root certificate to verify the chain against');
   for (const [i, c] of chain.entries()) {
-    if (notAfter(c) <= now) throw new Error(`certificate ${i} of the chain (${c.subject || 'empty subject'}) expired at ${new Date(notAfter(c)).toISOString()}`);
+    if (notAfter(c) <= now) throw new CertificateError(`certificate ${i} of the chain (${c.subject || 'empty subject'}) expired at ${new Date(notAfter(c)).toISOString()}`);
   }
   for (let i = 0; i + 1 < chain.length; i++) {
     const child = chain[i]!;
     const parent = chain[i + 1]!;
     if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      throw new Error(`certificate ${i} of the chain is not signed by certificate ${i + 1}`);
+      throw new CertificateError(`certificate ${i} of the chain is not signed by certificate ${i + 1}`);
     }
   }
   const top = chain[chain.length - 1]!;
   const anchor = roots.find((r) => r.fingerprint256 === top.fingerprint256 || (top.checkIssued(r) && top.verify(r.publicKey)));
-  if (!anchor) throw new Error('certificate chain does not verify against the root certificate(s) it came with');
+  if (!anchor) throw new CertificateError('certificate chain does not verify against the root certificate(s) it came with');
 }

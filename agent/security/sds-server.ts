@@ -7,9 +7,10 @@ import { scope } from '../../lib/log.js';
 import { UdsListener } from '../uds.js';
 import { sleep } from './backoff.js';
 import { encodeMessage, loadSdsProtos, type DiscoveryRequest, type DiscoveryResponse, type SdsProtos } from './protos.js';
-import { SdsConnection, StreamError } from './sds-stream.js';
+import { SdsConnection, type StreamError } from './sds-stream.js';
 import { UnknownResourceError } from './secret-manager.js';
 import type { SecretItem } from './types.js';
+import { errorMessage } from '../../lib/errors.js';
 
 const log = scope('sds');
 
@@ -91,7 +92,7 @@ export class SdsServer {
     try {
       await this.serveOnce();
     } catch (err) {
-      log.error(`failed to serve SDS on ${this.o.socketPath}: ${(err as Error).message}; retrying`);
+      log.error(`failed to serve SDS on ${this.o.socketPath}: ${errorMessage(err)}; retrying`);
       void this.retryServe();
     }
   }
@@ -104,7 +105,7 @@ export class SdsServer {
         await this.serveOnce();
         return;
       } catch (err) {
-        log.error(`failed to serve SDS on ${this.o.socketPath} (attempt ${i + 1}): ${(err as Error).message}`);
+        log.error(`failed to serve SDS on ${this.o.socketPath} (attempt ${i + 1}): ${errorMessage(err)}`);
       }
     }
     if (!this.stopped) log.warn(`SDS server failed to start on ${this.o.socketPath}; continuing without it`);
@@ -146,7 +147,7 @@ export class SdsServer {
       fail: (err: StreamError) => {
         log.warn(`SDS stream ${conn.id || '(new)'} closed: ${err.message}`);
         this.connections.delete(conn);
-        call.emit('error', { code: err.code, details: err.message });
+        call.emit('error', { code: err.grpcCode, details: err.message });
       },
       onNack: (msg) => {
         this.metrics.rejects++;

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DiscoveryRequest } from './protos.js';
 import { SECRET_TYPE_URL } from './protos.js';
+import { AgentError, errorMessage, type AgentErrorOptions } from '../../lib/errors.js';
 
 /** Types for which Envoy's xDS rules treat an empty name list as "unsubscribe". */
 const NON_WILDCARD_TYPES = new Set([
@@ -31,13 +32,15 @@ export function nextVersion(now = new Date()): string {
 }
 
 /** An error that ends the stream with a gRPC status. */
-export class StreamError extends Error {
+export class StreamError extends AgentError {
+  static override readonly code: string = 'SDS_STREAM';
   constructor(
     message: string,
     /** gRPC status code: 2 UNKNOWN (Istio's plain errors), 3 INVALID_ARGUMENT */
-    readonly code: number,
+    readonly grpcCode: number,
+    options?: AgentErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -119,7 +122,7 @@ export class SdsConnection {
         await this.handlePush(push);
       }
     } catch (err) {
-      const e = err instanceof StreamError ? err : new StreamError((err as Error).message, 2);
+      const e = err instanceof StreamError ? err : new StreamError(errorMessage(err), 2, { cause: err, appendCause: false });
       this.ended = true;
       this.hooks.fail(e);
     } finally {
@@ -183,7 +186,7 @@ export class SdsConnection {
       try {
         resources.push({ type_url: SECRET_TYPE_URL, value: await this.hooks.generate(n) });
       } catch (err) {
-        throw new StreamError(`failed to generate secret for ${n}: ${(err as Error).message}`, this.hooks.statusFor?.(err) ?? 2);
+        throw new StreamError(`failed to generate secret for ${n}`, this.hooks.statusFor?.(err) ?? 2, { cause: err });
       }
     }
     if (this.ended) return;

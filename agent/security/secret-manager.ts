@@ -8,7 +8,7 @@
 // the CA answers, then swaps the item, pushes `default` (and `ROOTCA` if the root changed) and
 // rewrites OUTPUT_CERTS. Only a certificate that has really expired is dropped, so nothing
 // invalid is ever served.
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
@@ -19,6 +19,12 @@ import { generateKeyAndCsr, type KeyOptions } from './keycsr.js';
 import { writeOutputCerts } from './output-certs.js';
 import { concatCerts, keyMatchesCertificate, mergeTrustAnchors, notAfter, parseCertificates, spiffeIds, verifyChain } from './pem.js';
 import { FILE_CERT_PREFIX, FILE_ROOT_PREFIX, ROOT_CERT_RESOURCE, WORKLOAD_KEY_CERT_RESOURCE, type CaClient, type SecretItem } from './types.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
+
+/** A secret that cannot be generated or loaded (CA answer, certificate files, a closed manager). */
+export class SecretError extends AgentError {
+  static override readonly code: string = 'SDS_SECRET';
+}
 
 const log = scope('cache');
 
@@ -35,8 +41,8 @@ export const OS_CA_BUNDLES = [
 ];
 
 /** A resource name the agent does not serve (see README: Istio serves the workload cert instead). */
-export class UnknownResourceError extends Error {
-  override readonly name = 'UnknownResourceError';
+export class UnknownResourceError extends AgentError {
+  static override readonly code: string = 'SDS_UNKNOWN_RESOURCE';
 }
 
 export interface SecretManagerOptions {
@@ -44,7 +50,7 @@ export interface SecretManagerOptions {
    * undefined in file-mounted and files-only modes. May be a promise: the first CSR's key
    * generation then overlaps the CA client's set-up.
    */
-  caClient?: CaClient | Promise<CaClient>;
+  caClient?: CaClient | Promise<CaClient> | undefined;
   workloadIdentity: string;
   ttlSeconds: number;
   graceRatio: number;
@@ -123,7 +129,7 @@ export class SecretManager {
       try {
         cb(name);
       } catch (err) {
-        log.warn(`secret update callback for ${name} failed: ${(err as Error).message}`);
+        log.warn(`secret update callback for ${name} failed: ${errorMessage(err)}`);
       }
     }
   }
@@ -145,7 +151,7 @@ export class SecretManager {
 
   /** The secret for an SDS resource name (Istio's GenerateSecret, security spec §2.4). */
   async generateSecret(name: string): Promise<SecretItem> {
-    if (this.stopped.signal.aborted) throw new Error('secret manager is closed');
+    if (this.stopped.signal.aborted) throw new SecretError('secret manager is closed');
     const file = this.fileSource(name);
     if (file) {
       const s = await this.readFileSecret(name, file);
@@ -210,7 +216,7 @@ export class SecretManager {
   private async fetchWorkloadItem(): Promise<WorkloadItem> {
     const caP = this.o.caClient;
     if (!caP) {
-      throw new Error(`no CA client (certificates are file-mounted) and no workload certificate files at ${this.o.certFiles.certChain} and ${this.o.certFiles.key}`);
+      throw new SecretError(`no CA client (certificates are file-mounted) and no workload certificate files at ${this.o.certFiles.certChain} and ${this.o.certFiles.key}`);
     }
     const started = this.clock.now();
     this.metrics.outgoingRequests++;
@@ -224,7 +230,7 @@ export class SecretManager {
       if (extra.length) chain = [...chain.slice(0, -1), concatCerts([chain[chain.length - 1]!, ...extra])];
     } catch (err) {
       this.metrics.failedOutgoingRequests++;
-      throw new Error(`failed to generate workload certificate: ${(err as Error).message}`);
+      throw new SecretError(`failed to generate workload certificate`, { cause: err });
     } finally {
       this.metrics.outgoingLatencyMs += this.clock.now() - started;
     }
@@ -233,7 +239,7 @@ export class SecretManager {
       item = this.validateCaResponse(chain, keyPem);
     } catch (err) {
       this.metrics.failedOutgoingRequests++;
-      throw new Error(`failed to generate workload certificate: ${(err as Error).message}`);
+      throw new SecretError(`failed to generate workload certificate`, { cause: err });
     }
     this.item = item;
     this.scheduleRotation(item);
@@ -248,20 +254,20 @@ export class SecretManager {
    * make that legitimate) and logged once.
    */
   private validateCaResponse(elements: string[], keyPem: string): WorkloadItem {
-    if (elements.length <= 1) throw new Error('invalid empty CertChain');
+    if (elements.length <= 1) throw new SecretError('invalid empty CertChain');
     const rootText = elements[elements.length - 1]!;
     const chainCerts: X509Certificate[] = [];
     for (const [i, e] of elements.slice(0, -1).entries()) {
       const certs = parseCertificates(e);
-      if (certs.length === 0) throw new Error(`element ${i} of the CA response holds no valid certificate`);
+      if (certs.length === 0) throw new SecretError(`element ${i} of the CA response holds no valid certificate`);
       chainCerts.push(...certs);
     }
     const roots = parseCertificates(rootText);
-    if (roots.length === 0) throw new Error('the root bundle in the CA response holds no valid certificate');
+    if (roots.length === 0) throw new SecretError('the root bundle in the CA response holds no valid certificate');
     const now = this.clock.now();
     verifyChain(chainCerts, roots, now);
     const leaf = chainCerts[0]!;
-    if (!keyMatchesCertificate(keyPem, leaf)) throw new Error('the certificate returned by the CA does not match the private key of the CSR');
+    if (!keyMatchesCertificate(keyPem, leaf)) throw new SecretError('the certificate returned by the CA does not match the private key of the CSR');
     const ids = spiffeIds(leaf);
     if (!ids.includes(this.o.workloadIdentity)) {
       const got = ids.join(',') || leaf.subjectAltName || '(none)';
@@ -317,7 +323,7 @@ export class SecretManager {
             if (this.stopped.signal.aborted) return;
             const wait = backoff.next();
             const left = this.item ? `current certificate valid until ${new Date(this.item.expireTime).toISOString()}` : 'no valid certificate cached';
-            log.warn(`workload certificate renewal failed, retrying in ${wait} ms (${left}): ${(err as Error).message}`);
+            log.warn(`workload certificate renewal failed, retrying in ${wait} ms (${left}): ${errorMessage(err)}`);
             this.validItem();
             if (!(await sleep(wait, this.stopped.signal))) return;
           }
@@ -401,14 +407,14 @@ export class SecretManager {
     return this.retryFile(async () => {
       const [chain, key] = await Promise.all([readFile(certPath, 'utf8'), readFile(keyPath, 'utf8')]);
       const leafBlock = parseCertificates(chain)[0];
-      if (!leafBlock) throw new Error(`failed to load key pair ${certPath} ~ ${keyPath}: no valid certificate in ${certPath}`);
+      if (!leafBlock) throw new SecretError(`failed to load key pair ${certPath} ~ ${keyPath}: no valid certificate in ${certPath}`);
       try {
         createSecureContext({ key, cert: chain });
       } catch (err) {
-        throw new Error(`failed to load key pair ${certPath} ~ ${keyPath}: ${(err as Error).message}`);
+        throw new SecretError(`failed to load key pair ${certPath} ~ ${keyPath}`, { cause: err });
       }
       const expiry = notAfter(leafBlock);
-      if (expiry <= this.clock.now()) throw new Error(`certificate ${certPath} expired at ${new Date(expiry).toISOString()}; not serving it`);
+      if (expiry <= this.clock.now()) throw new SecretError(`certificate ${certPath} expired at ${new Date(expiry).toISOString()}; not serving it`);
       return { resourceName: name, certificateChain: chain, privateKey: key, createdTime: this.clock.now(), expireTime: expiry };
     });
   }
@@ -417,7 +423,7 @@ export class SecretManager {
     return this.retryFile(async () => {
       const text = await readFile(path, 'utf8');
       const certs = parseCertificates(text);
-      if (certs.length === 0) throw new Error(`failed to read root certificate ${path}: no valid certificates`);
+      if (certs.length === 0) throw new SecretError(`failed to read root certificate ${path}: no valid certificates`);
       const pem = certs.map((c) => c.toString()).join('');
       return { resourceName: name, rootCert: mergeAnchors ? mergeTrustAnchors(pem, this.anchors) : pem, createdTime: this.clock.now(), expireTime: 0 };
     });

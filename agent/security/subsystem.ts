@@ -264,7 +264,7 @@ export class SdsSubsystem implements Subsystem {
         () => sm.generateSecret(name),
         this.late.signal,
         (err, wait) => {
-          if (!this.caFailed) log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${(err as Error).message}`);
+          if (!this.caFailed) log.warn(`failed to warm certificate ${name}, retrying in ${wait} ms: ${errorMessage(err)}`);
         },
       );
       if (ok === undefined) return;

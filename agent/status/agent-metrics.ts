@@ -101,19 +101,20 @@ export class AgentMetrics {
 
   #init(): Promise<{ prom: Prom; registry: import('prom-client').Registry }> {
     return (this.#prom ??= import('prom-client').then((m: Prom) => {
-      const prom = ((m as unknown as { default?: Prom }).default ?? m) as Prom;
+      const prom = ((m as unknown as { default?: Prom }).default ?? m);
       const registry = new prom.Registry();
       prom.collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
       // The counters live in plain fields (they count before prom-client is loaded); prom-client
       // reads them when it renders.
-      const self = this;
+      const scrapes = () => this.scrapes;
+      const failures = () => this.failures;
       new prom.Counter({
         name: `${METRIC_PREFIX}scrapes_total`,
         help: 'The total number of scrapes.',
         registers: [registry],
         collect() {
           this.reset();
-          this.inc(self.scrapes);
+          this.inc(scrapes());
         },
       });
       new prom.Counter({
@@ -123,7 +124,7 @@ export class AgentMetrics {
         registers: [registry],
         collect() {
           this.reset();
-          for (const [type, n] of Object.entries(self.failures)) if (n > 0) this.inc({ type }, n);
+          for (const [type, n] of Object.entries(failures())) if (n > 0) this.inc({ type }, n);
         },
       });
       return { prom, registry };

@@ -8,6 +8,7 @@ import { joinHostPort, splitHostPort } from '../../lib/hostport.js';
 import { scope } from '../../lib/log.js';
 import type { AppProber, AppProbers } from './app-probers.js';
 import { respond } from './respond.js';
+import { errorMessage } from '../../lib/errors.js';
 
 const log = scope('default');
 const probesLog = scope('probes');
@@ -72,7 +73,7 @@ export class AppProbeHandler {
           await p.tcpProbe(this.s.destination, prober.port, { timeoutMs: prober.timeoutSeconds * 1000, localAddress: this.s.localAddress });
           return respond(req, res, 200);
         } catch (err) {
-          probesLog.error(`Request to probe app failed: ${(err as Error).message}, original URL path = ${path}`);
+          probesLog.error(`Request to probe app failed: ${errorMessage(err)}, original URL path = ${path}`);
           return respond(req, res, 500);
         }
       case 'grpc':
@@ -116,7 +117,7 @@ export class AppProbeHandler {
       if (p.isRedirect(r.status)) return respond(req, res, 200);
       return respond(req, res, r.status, r.body, r.body.length > 0 ? { 'Content-Type': 'text/plain; charset=utf-8' } : {});
     } catch (err) {
-      probesLog.error(`Request to probe app failed: ${(err as Error).message}, original URL path = ${path}\napp URL path = ${prober.path}`);
+      probesLog.error(`Request to probe app failed: ${errorMessage(err)}, original URL path = ${path}\napp URL path = ${prober.path}`);
       return respond(req, res, 500);
     }
   }
@@ -135,7 +136,7 @@ export class AppProbeHandler {
       if (status === 'SERVING') return respond(req, res, 200);
       probesLog.error(`grpc probe failed: service ${JSON.stringify(prober.service)} is ${status}`);
     } catch (err) {
-      const msg = (err as Error).message;
+      const msg = errorMessage(err);
       if (msg.includes('code = Unimplemented')) probesLog.error(`server does not implement the grpc health protocol (grpc.health.v1.Health): ${msg}`);
       else if (msg.includes('code = DeadlineExceeded')) probesLog.error(`grpc request not finished within timeout: ${msg}`);
       else probesLog.error(`grpc probe failed: ${msg}`);

@@ -2,6 +2,7 @@
 // Kubernetes probes, `{"/app-health/<container>/<kind>": Prober}`. Decoded the way Go's
 // encoding/json decodes Istio's struct — field names case-insensitive (`gRPC`), unknown fields
 // ignored, wrong JSON types are decode errors — then validated as Istio does. Pure.
+import { AgentError } from '../../lib/errors.js';
 
 export const APP_PROBER_PATTERN = /^\/(app-health|app-lifecycle)\/[^/]+\/(livez|readyz|startupz|prestopz|poststartz)$/;
 const PATTERN_TEXT = '^/(app-health|app-lifecycle)/[^/]+/(livez|readyz|startupz|prestopz|poststartz)$';
@@ -13,13 +14,16 @@ export type AppProber =
 
 export type AppProbers = ReadonlyMap<string, AppProber>;
 
-export class AppProbersError extends Error {
-  override readonly name = 'AppProbersError';
+export class AppProbersError extends AgentError {
+  static override readonly code: string = 'STATUS_APP_PROBERS';
 }
 
 type Json = Record<string, unknown>;
 
-class DecodeError extends Error {}
+/** Go's encoding/json wording for a value of the wrong type (wrapped into AppProbersError). */
+class DecodeError extends AgentError {
+  static override readonly code: string = 'STATUS_APP_PROBERS_DECODE';
+}
 
 /** Go's case-insensitive field lookup (an exact match wins). */
 function field(o: Json, name: string): unknown {

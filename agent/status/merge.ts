@@ -14,6 +14,12 @@ import { APP_ACCEPTS, ENVOY_ACCEPTS, FMT_TEXT, isOpenMetrics, negotiateMetricsFo
 import type { ResponseBody } from './respond.js';
 import type { ScrapeTarget } from './scrape-config.js';
 import { getSource, type SourceResponse } from './source.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
+
+/** A merged scrape that cannot go on (the scraper left, a source's connection broke). */
+export class ScrapeError extends AgentError {
+  static override readonly code: string = 'STATUS_SCRAPE';
+}
 
 const log = scope('default');
 
@@ -92,11 +98,11 @@ async function write(out: ResponseBody, tail: Tail, chunk: Buffer, gone: AbortSi
  * false if the source failed midway; rejects when the scraper has gone.
  */
 function pipeSource(src: SourceResponse, out: ResponseBody, tail: Tail, gone: AbortSignal): Promise<boolean> {
-  if (gone.aborted) return Promise.reject(new Error('scraper disconnected'));
+  if (gone.aborted) return Promise.reject(new ScrapeError('scraper disconnected'));
   return new Promise((resolve, reject) => {
     const onGone = () => {
       src.destroy();
-      reject(new Error('scraper disconnected'));
+      reject(new ScrapeError('scraper disconnected'));
     };
     gone.addEventListener('abort', onGone, { once: true });
     src
@@ -104,11 +110,17 @@ function pipeSource(src: SourceResponse, out: ResponseBody, tail: Tail, gone: Ab
         tail.note(chunk);
         out.write(chunk, done);
       })
-      .then((ok) => {
-        gone.removeEventListener('abort', onGone);
-        if (gone.aborted) reject(new Error('scraper disconnected'));
-        else resolve(ok);
-      });
+      .then(
+        (ok) => {
+          gone.removeEventListener('abort', onGone);
+          if (gone.aborted) reject(new ScrapeError('scraper disconnected'));
+          else resolve(ok);
+        },
+        (err: unknown) => {
+          gone.removeEventListener('abort', onGone);
+          reject(err instanceof Error ? err : new ScrapeError(String(err)));
+        },
+      );
   });
 }
 
@@ -150,7 +162,7 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
   const appDeadline = timeoutMs === undefined ? deadline : AbortSignal.any([deadline, AbortSignal.timeout(timeoutMs * APP_HEADER_BUDGET)]);
   const fail = (type: 'envoy' | 'application', err: unknown) => {
     metrics.failures[type]++;
-    log.error(`failed scraping ${type} metrics: ${(err as Error).message}`);
+    log.error(`failed scraping ${type} metrics: ${errorMessage(err)}`);
   };
 
   // Every source starts at once; bodies are read in the output's order.
@@ -202,7 +214,7 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
       try {
         const res = await envoy;
         await newlineIfNeeded();
-        if (!(await pipeSource(res, out, tail, gone))) fail('envoy', new Error('connection to Envoy lost while streaming its metrics'));
+        if (!(await pipeSource(res, out, tail, gone))) fail('envoy', new ScrapeError('connection to Envoy lost while streaming its metrics'));
       } catch (err) {
         if (gone.aborted) throw err;
         fail('envoy', err);
@@ -210,7 +222,7 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
     }
     if (single) {
       await newlineIfNeeded();
-      if (!(await pipeSource(single, out, tail, gone))) fail('application', new Error('connection to the application lost while streaming its metrics'));
+      if (!(await pipeSource(single, out, tail, gone))) fail('application', new ScrapeError('connection to the application lost while streaming its metrics'));
       // An OpenMetrics answer must end with exactly one `# EOF`, even if the application's
       // body lacked it or was cut short.
       if (isOpenMetrics(format) && !/\n# EOF[ \t\r]*\n?$/.test(tail.text)) {

@@ -7,6 +7,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { getStats } from '../../envoy/index.js';
+import { AgentError } from '../../lib/errors.js';
+
+/** Why the proxy is not ready (the text /healthz/ready answers with, as Istio words it). */
+export class ReadinessError extends AgentError {
+  static override readonly code: string = 'STATUS_NOT_READY';
+}
 
 /** Istio's ready.Prober: resolves when ready, rejects with an Error saying why not. */
 export interface ReadinessProbe {
@@ -31,7 +37,7 @@ export function parseEnvoyStats(body: string, names: readonly string[]): Map<str
     if (!out.has(name) || seen.has(name)) continue;
     seen.add(name);
     const raw = line.slice(i + 1).trim();
-    if (!/^\d+$/.test(raw)) throw new Error(`failed parsing Envoy stat ${name} (error: invalid syntax) line: ${line}`);
+    if (!/^\d+$/.test(raw)) throw new ReadinessError(`failed parsing Envoy stat ${name} (error: invalid syntax) line: ${line}`);
     out.set(name, Number(raw));
   }
   return out;
@@ -56,7 +62,7 @@ export class EnvoyReadinessProbe implements ReadinessProbe {
 
   async check(): Promise<void> {
     await this.#checkConfig();
-    if (this.o.shutdown?.aborted) throw new Error(`server is terminated: ${String(this.o.shutdown.reason ?? 'shutdown requested')}`);
+    if (this.o.shutdown?.aborted) throw new ReadinessError(`server is terminated: ${String(this.o.shutdown.reason ?? 'shutdown requested')}`);
     await this.#checkLive();
   }
 
@@ -73,9 +79,9 @@ export class EnvoyReadinessProbe implements ReadinessProbe {
       return;
     }
     const stats = `cds updates: ${cdsOk} successful, ${cdsRejected} rejected; lds updates: ${ldsOk} successful, ${ldsRejected} rejected`;
-    if (cdsOk === 0 && ldsOk === 0) throw new Error(`config not received from XDS server (is Istiod running?): ${stats}`);
-    if (cdsRejected > 0 || ldsRejected > 0) throw new Error(`config received from XDS server, but was rejected: ${stats}`);
-    throw new Error(`config not fully received from XDS server: ${stats}`);
+    if (cdsOk === 0 && ldsOk === 0) throw new ReadinessError(`config not received from XDS server (is Istiod running?): ${stats}`);
+    if (cdsRejected > 0 || ldsRejected > 0) throw new ReadinessError(`config received from XDS server, but was rejected: ${stats}`);
+    throw new ReadinessError(`config not fully received from XDS server: ${stats}`);
   }
 
   async #checkLive(): Promise<void> {
@@ -84,19 +90,19 @@ export class EnvoyReadinessProbe implements ReadinessProbe {
     try {
       body = await getStats({ host: this.o.adminHost, port: this.o.adminPort }, `usedonly&filter=${encodeURIComponent(READY_STATS)}`, 3000);
     } catch (err) {
-      throw new Error(`failed to get readiness stats: ${(err as Error).message}`);
+      throw new ReadinessError(`failed to get readiness stats`, { cause: err });
     }
-    if (!body.includes('server.state')) throw new Error(`failed to get readiness stats: server.state is not yet updated: ${body}`);
-    if (!body.includes('listener_manager.workers_started')) throw new Error(`failed to get readiness stats: listener_manager.workers_started is not yet updated: ${body}`);
+    if (!body.includes('server.state')) throw new ReadinessError(`failed to get readiness stats: server.state is not yet updated: ${body}`);
+    if (!body.includes('listener_manager.workers_started')) throw new ReadinessError(`failed to get readiness stats: listener_manager.workers_started is not yet updated: ${body}`);
     let s: Map<string, number>;
     try {
       s = parseEnvoyStats(body, ['server.state', 'listener_manager.workers_started']);
     } catch (err) {
-      throw new Error(`failed to get readiness stats: ${(err as Error).message}`);
+      throw new ReadinessError(`failed to get readiness stats`, { cause: err });
     }
     const state = s.get('server.state')!;
-    if (state !== 0) throw new Error(`server is not live, current state is: ${SERVER_STATES[state] ?? String(state)}`);
-    if (s.get('listener_manager.workers_started') !== 1) throw new Error('workers have not yet started');
+    if (state !== 0) throw new ReadinessError(`server is not live, current state is: ${SERVER_STATES[state] ?? String(state)}`);
+    if (s.get('listener_manager.workers_started') !== 1) throw new ReadinessError('workers have not yet started');
     this.#live = true;
     this.o.onFirstLive?.();
   }
@@ -124,13 +130,13 @@ export class GrpcBootstrapProbe implements ReadinessProbe {
       let boot: unknown;
       try {
         boot = JSON.parse(await readFile(this.#abs(this.path), 'utf8'));
-        if (boot === null || typeof boot !== 'object' || Array.isArray(boot)) throw new Error('not a JSON object');
+        if (boot === null || typeof boot !== 'object' || Array.isArray(boot)) throw new ReadinessError('not a JSON object');
       } catch (err) {
-        throw new Error(`failed loading ${this.path}: ${(err as Error).message}`);
+        throw new ReadinessError(`failed loading ${this.path}`, { cause: err });
       }
       this.#certFiles = fileWatcherPaths(boot as Record<string, unknown>);
     }
-    for (const f of this.#certFiles) if (!existsSync(this.#abs(f))) throw new Error(`${f} does not exist`);
+    for (const f of this.#certFiles) if (!existsSync(this.#abs(f))) throw new ReadinessError(`${f} does not exist`);
   }
 }
 
@@ -154,7 +160,7 @@ export function fileWatcherPaths(boot: Record<string, unknown>): string[] {
 export function dnsReadinessProbe(tableReceived: () => boolean): ReadinessProbe {
   return {
     async check() {
-      if (!tableReceived()) throw new Error('istio DNS capture is turned ON and DNS lookup table is not ready yet');
+      if (!tableReceived()) throw new ReadinessError('istio DNS capture is turned ON and DNS lookup table is not ready yet');
     },
   };
 }

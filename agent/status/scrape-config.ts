@@ -2,6 +2,7 @@
 // `/stats/prometheus` scrapes. The injector copies the pod's prometheus.io annotations here and
 // points Prometheus at the agent instead. Normalised once at start; every error is fatal there,
 // because a bad target would otherwise fail (or loop) on every scrape. Pure.
+import { AgentError } from '../../lib/errors.js';
 
 export interface ScrapeTarget {
   port: string;
@@ -17,8 +18,8 @@ export interface ScrapeConfig {
   targets: ScrapeTarget[];
 }
 
-export class ScrapeConfigError extends Error {
-  override readonly name = 'ScrapeConfigError';
+export class ScrapeConfigError extends AgentError {
+  static override readonly code: string = 'STATUS_SCRAPE_CONFIG';
 }
 
 const RESERVED: Record<string, string> = {
@@ -99,7 +100,7 @@ export function normalizeScrapeConfig(value: string, statusPort: number): Scrape
   try {
     raw = JSON.parse(value);
   } catch (err) {
-    throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: ${(err as Error).message}`);
+    throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS`, { cause: err });
   }
   if (raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type status.PrometheusScrapeConfiguration`);

@@ -11,17 +11,18 @@ import type { AgentConfig } from '../../config/index.js';
 import { AgentMetrics, type MetricsSource } from './agent-metrics.js';
 import { AppProbeHandler } from './app-probe.js';
 import { AppProbersError, parseAppProbers, type AppProbers } from './app-probers.js';
-import { MAX_APP_BODY_BYTES, serveMergedMetrics } from './merge.js';
+import { MAX_APP_BODY_BYTES, ScrapeError, serveMergedMetrics } from './merge.js';
 import type { MetricsFormat } from './negotiate.js';
 import { checkAll, EnvoyReadinessProbe, GrpcBootstrapProbe, type ReadinessProbe } from './ready.js';
 import { respond, respondError, ResponseBody } from './respond.js';
 import { normalizeScrapeConfig, ScrapeConfigError, type ScrapeConfig } from './scrape-config.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 const log = scope('default');
 
 /** A bad ISTIO_KUBE_APP_PROBERS or ISTIO_PROMETHEUS_ANNOTATIONS: start-up fails with this message. */
-export class StatusConfigError extends Error {
-  override readonly name = 'StatusConfigError';
+export class StatusConfigError extends AgentError {
+  static override readonly code: string = 'STATUS_CONFIG';
 }
 
 /** What the status server needs from the agent's configuration (pure; see statusServerOptions). */
@@ -78,7 +79,7 @@ export function statusServerOptions(config: AgentConfig, cwd = process.cwd()): S
   try {
     appProbers = parseAppProbers(env.ISTIO_KUBE_APP_PROBERS);
   } catch (err) {
-    if (err instanceof AppProbersError) throw new StatusConfigError(`invalid ISTIO_KUBE_APP_PROBERS: ${err.message}`);
+    if (err instanceof AppProbersError) throw new StatusConfigError(`invalid ISTIO_KUBE_APP_PROBERS`, { cause: err });
     throw err;
   }
   let scrape: ScrapeConfig | undefined;
@@ -88,7 +89,7 @@ export function statusServerOptions(config: AgentConfig, cwd = process.cwd()): S
     try {
       scrape = normalizeScrapeConfig(annotations, config.proxyConfig.statusPort);
     } catch (err) {
-      if (err instanceof ScrapeConfigError) throw new StatusConfigError(`invalid ISTIO_PROMETHEUS_ANNOTATIONS ${JSON.stringify(annotations)}: ${err.message}`);
+      if (err instanceof ScrapeConfigError) throw new StatusConfigError(`invalid ISTIO_PROMETHEUS_ANNOTATIONS ${JSON.stringify(annotations)}`, { cause: err });
       throw err;
     }
     if (scrape) log.info(`Prometheus scraping configuration: ${scrape.targets.map((t) => `${t.port}${t.path}`).join(', ')}`);
@@ -288,7 +289,7 @@ export class StatusServer implements Subsystem {
       }
       return respondError(req, res, 404, '404 page not found');
     } catch (err) {
-      log.error(`status server: ${req.method} ${path}: ${(err as Error).message}`);
+      log.error(`status server: ${req.method} ${path}: ${errorMessage(err)}`);
       if (!res.headersSent) respondError(req, res, 500, 'Internal Server Error');
       else res.destroy();
     }
@@ -301,7 +302,7 @@ export class StatusServer implements Subsystem {
       this.#lastReady = true;
       respond(req, res, 200);
     } catch (err) {
-      log.warn(`Envoy proxy is NOT ready: ${(err as Error).message}`);
+      log.warn(`Envoy proxy is NOT ready: ${errorMessage(err)}`);
       this.#lastReady = false;
       respond(req, res, 503);
     }
@@ -311,7 +312,7 @@ export class StatusServer implements Subsystem {
     if (this.options.metricsLocalhostOnly && !isLoopback(req.socket.remoteAddress)) return respondError(req, res, 403, 'Only requests from localhost are allowed');
     const gone = new AbortController();
     res.once('close', () => {
-      if (!res.writableFinished) gone.abort(new Error('scraper disconnected'));
+      if (!res.writableFinished) gone.abort(new ScrapeError('scraper disconnected'));
     });
     const o = this.options;
     const open = (format: MetricsFormat) => new ResponseBody(req, res, 200, { 'Content-Type': format });

@@ -8,14 +8,15 @@
 //
 // HTTP/1.1 response framing only as far as a GET needs it: status line, headers, then a body by
 // Content-Length, chunked transfer coding, or up to the end of the connection.
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 const READ_BUFFER_BYTES = 64 * 1024;
 const READ_BUFFERS = 4;
 const MAX_HEAD_BYTES = 64 * 1024;
 
-export class SourceError extends Error {
-  override readonly name = 'SourceError';
+export class SourceError extends AgentError {
+  static override readonly code: string = 'STATUS_SOURCE';
 }
 
 /** A body chunk goes to the sink; the sink calls `done` once it no longer needs the bytes. */
@@ -154,7 +155,6 @@ export function getSource(port: number | string, path: string, headers: Record<s
     let sink: BodySink | undefined;
     let finish: ((ok: boolean) => void) | undefined;
     let failed: string | undefined;
-    let socket: Socket;
 
     const end = (ok: boolean) => {
       if (phase === 'done') return;
@@ -191,7 +191,7 @@ export function getSource(port: number | string, path: string, headers: Record<s
       try {
         decoded = decodeBody(framing, data);
       } catch (err) {
-        fail((err as Error).message);
+        fail(errorMessage(err));
         return;
       }
       let pending = decoded.slices.length + 1;
@@ -242,7 +242,7 @@ export function getSource(port: number | string, path: string, headers: Record<s
         h = parseHead(all.toString('latin1', 0, at));
         framing = framingOf(h);
       } catch (err) {
-        fail((err as Error).message);
+        fail(errorMessage(err));
         return false;
       }
       head = [];
@@ -283,7 +283,7 @@ export function getSource(port: number | string, path: string, headers: Record<s
       return false;
     };
 
-    socket = connect({ host: 'localhost', port: Number(port), onread: { buffer: take, callback: onread } });
+    const socket = connect({ host: 'localhost', port: Number(port), onread: { buffer: take, callback: onread } });
     socket.once('connect', () => {
       const lines = [`GET ${path} HTTP/1.1`, `Host: localhost:${port}`, ...Object.entries(headers).map(([k, v]) => `${clean(k)}: ${clean(v)}`), 'Connection: close', '', ''];
       socket.write(lines.join('\r\n'));

@@ -22,7 +22,7 @@ export interface XdsProxyOptions {
   initialRoot?: string;
   /** Agent-handled types and what consumes them. */
   handlers: ReadonlyMap<string, ResourceHandler>;
-  health(): HealthEvent | undefined;
+  health: () => HealthEvent | undefined;
   metrics: XdsProxyMetrics;
   /** ISTIO_GPRC_MAXSTREAMS, ISTIO_GPRC_MAXRECVMSGSIZE, keepalive (GRPC_KEEPALIVE_*). */
   maxConcurrentStreams: number;
@@ -43,7 +43,7 @@ function adsService(): grpc.ServiceDefinition {
     responseSerialize: raw,
     responseDeserialize: raw,
   });
-  return { StreamAggregatedResources: method('sotw'), DeltaAggregatedResources: method('delta') } as grpc.ServiceDefinition;
+  return { StreamAggregatedResources: method('sotw'), DeltaAggregatedResources: method('delta') };
 }
 
 export class XdsProxy {

@@ -22,6 +22,7 @@ import { classifyTermination, type XdsProxyMetrics } from './metrics.js';
 import { forwardedToEnvoy, HEALTH_INFO_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, PROXY_CONFIG_TYPE, shortType } from './types.js';
 import type { UpstreamConnection } from './upstream.js';
 import { encodeRequest, readResponse, requestTypeUrl, type Flavour, type ResponseSummary } from './wire.js';
+import { errorMessage } from '../../lib/errors.js';
 
 const log = scope('xdsproxy');
 
@@ -102,7 +103,7 @@ export class ProxyStream {
       conn = await this.ctx.dial();
     } catch (err) {
       this.ctx.metrics.istiodConnectionFailures++;
-      const msg = `failed to connect to upstream ${this.ctx.address}: ${(err as Error).message}`;
+      const msg = `failed to connect to upstream ${this.ctx.address}: ${errorMessage(err)}`;
       log.error(msg);
       this.close({ code: UNAVAILABLE, details: msg });
       return;
@@ -168,7 +169,7 @@ export class ProxyStream {
     try {
       summary = readResponse(b, this.flavour);
     } catch (err) {
-      log.error(`dropping a malformed response from istiod on stream ${this.id}: ${(err as Error).message}`);
+      log.error(`dropping a malformed response from istiod on stream ${this.id}: ${errorMessage(err)}`);
       return;
     }
     const typeUrl = summary.typeUrl;
@@ -193,7 +194,7 @@ export class ProxyStream {
       try {
         await handler(r.first?.value ?? new Uint8Array());
       } catch (err) {
-        errorDetail = { code: INTERNAL, message: (err as Error).message };
+        errorDetail = { code: INTERNAL, message: errorMessage(err) };
         log.warn(`failed to apply ${shortType(r.typeUrl)} from istiod, sending NACK: ${errorDetail.message}`);
       }
       if (this.closed) return;

@@ -26,6 +26,7 @@ import {
   type ClientCertPaths,
   type RootCertSource,
 } from '../security/credentials.js';
+import { AgentError, errorMessage } from '../../lib/errors.js';
 
 const log = scope('xdsproxy');
 
@@ -34,8 +35,8 @@ export const UPSTREAM_MAX_RECEIVE_MESSAGE = 2 ** 31 - 1;
 /** Initial HTTP/2 window of the upstream connection and its streams (1 MiB, as Istio sets it). */
 export const UPSTREAM_WINDOW = 1 << 20;
 
-export class XdsConfigError extends Error {
-  override readonly name = 'XdsConfigError';
+export class XdsConfigError extends AgentError {
+  static override readonly code: string = 'XDS_CONFIG';
 }
 
 export interface XdsUpstreamConfig {
@@ -78,7 +79,7 @@ export function xdsUpstreamConfig(config: AgentConfig, cwd: string, fileExists: 
   try {
     root = xdsRootCertSource(env, metadata, (p) => fileExists(abs(cwd, p)));
   } catch (err) {
-    throw new XdsConfigError(`failed to find root CA cert for XDS: ${(err as Error).message}`);
+    throw new XdsConfigError(`failed to find root CA cert for XDS`, { cause: err });
   }
   if (root.kind === 'file') root = { ...root, path: abs(cwd, root.path) };
   const client = xdsClientCertPaths(env, metadata);
@@ -101,7 +102,7 @@ export async function checkXdsRoot(cfg: XdsUpstreamConfig): Promise<string | und
   try {
     return await loadRootCert(root);
   } catch (err) {
-    const msg = (err as Error).message;
+    const msg = errorMessage(err);
     if (err instanceof RootCertError && /ENOENT/.test(msg)) throw new XdsConfigError(`failed to find root CA cert for XDS: root CA file for XDS does not exist ${root.path}`);
     throw new XdsConfigError(`failed to find root CA cert for XDS: ${msg}`);
   }
@@ -147,7 +148,7 @@ export class UpstreamDialer {
       return pem;
     } catch (err) {
       if (this.lastGoodRoot === undefined) throw err;
-      if (!this.rootWarned) log.warn(`failed to reload the XDS root CA (${(err as Error).message}); keeping the previous root`);
+      if (!this.rootWarned) log.warn(`failed to reload the XDS root CA (${errorMessage(err)}); keeping the previous root`);
       this.rootWarned = true;
       return this.lastGoodRoot;
     }

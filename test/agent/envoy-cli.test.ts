@@ -121,7 +121,7 @@ t.test('an Envoy that ignores SIGTERM still goes away (the whole process group g
   const p = await pod({ ignoreSigterm: true, exitAfterDrain: false, exitWithParent: false });
   const child = spawn(process.execPath, [pilotAgentBin, 'proxy', 'sidecar'], { cwd: p.cwd, env: p.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = once(child, 'exit');
   const start = await p.s.waitFor('start');
   process.kill(-child.pid!, 'SIGTERM');

@@ -14,7 +14,7 @@ export function testInput(o: Overrides = {}): BootstrapInput {
   const { proxyConfig, process, ...rest } = o;
   return {
     nodeId: 'sidecar~10.1.2.3~web-0.shop~shop.svc.cluster.local',
-    proxyConfig: { ...defaultProxyConfig(), ...proxyConfig } as ProxyConfig,
+    proxyConfig: { ...defaultProxyConfig(), ...proxyConfig },
     envs: [
       ['POD_NAME', 'web-0'],
       ['POD_NAMESPACE', 'shop'],
@@ -40,7 +40,7 @@ export function testInput(o: Overrides = {}): BootstrapInput {
   };
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 export type Json = Record<string, any>;
 
 /** Renders, asserts Envoy's schema accepts it, and returns it as the JSON Envoy reads. */

@@ -191,7 +191,7 @@ export class TestControlPlane {
       {
         StreamAggregatedResources: bidi(`${ADS}/StreamAggregatedResources`, 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'),
         DeltaAggregatedResources: bidi(`${ADS}/DeltaAggregatedResources`, 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'),
-      } as grpc.ServiceDefinition,
+      },
       {
         StreamAggregatedResources: (call: LiveStream['call']) => this.accept(call, false),
         DeltaAggregatedResources: (call: LiveStream['call']) => this.accept(call, true),

@@ -388,7 +388,7 @@ class Validator {
     if (!(t instanceof protobuf.Type)) return this.fail(path, `@type ${url} does not resolve`);
     // An empty payload (Router, TlsInspector, …) has no value bytes at all.
     const value = msg.value instanceof Uint8Array ? msg.value : new Uint8Array();
-    this.message(t, t.decode(value) as unknown as Msg, `${path}<${name}>`);
+    this.message(t, t.decode(value), `${path}<${name}>`);
   }
 
   /** A TypedStruct's payload is checked as the message its type_url names. */

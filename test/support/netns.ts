@@ -13,9 +13,9 @@ export const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'pyt
 /** Absolute, so a command run with a test PATH (e.g. without iptables) still enters the netns. */
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 
-/** Why privileged tests cannot run here, or undefined when they can (root). */
-export function privilegedSkipReason(): string | undefined {
-  if (process.getuid?.() === 0) return undefined;
+/** Why privileged tests cannot run here (tap's `skip` option), or false when they can (root). */
+export function privilegedSkipReason(): string | false {
+  if (process.getuid?.() === 0) return false;
   const reason = 'needs root (network namespaces, iptables, uid switching)';
   if (process.env.CI === 'true') throw new Error(`CI=true but privileged tests cannot run: ${reason}`);
   return reason;
@@ -121,11 +121,11 @@ export class PodNetwork {
     let out = '';
     let err = '';
     await new Promise<void>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         if (out.includes('ready\n')) resolve();
       });
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before ready: ${err}`)));
     });
     return child;

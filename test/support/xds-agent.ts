@@ -27,7 +27,7 @@ export interface XdsPod {
 
 export interface XdsPodOptions {
   /** Token file content; null = no token file. Default 'test-token'. */
-  token?: string | null;
+  token?: string | null | undefined;
   /** Write the control plane's root as ./var/run/secrets/istio/root-cert.pem (default true). */
   root?: boolean;
   env?: Record<string, string>;

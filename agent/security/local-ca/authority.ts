@@ -4,18 +4,20 @@
 // clamped to the signer's. Used by the embedded local CA (CA_PROVIDER=local) and by the test CA.
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { loadX509, type X509Lib } from '../x509lib.js';
+import { AgentError, type AgentErrorOptions } from '../../../lib/errors.js';
 
 export const DEFAULT_WORKLOAD_CERT_TTL_S = 24 * 3600;
 export const MAX_WORKLOAD_CERT_TTL_S = 90 * 24 * 3600;
 
 /** A request the CA refuses; `grpcCode` is what istiod would answer (3 = INVALID_ARGUMENT). */
-export class CaRequestError extends Error {
-  override readonly name = 'CaRequestError';
+export class CaRequestError extends AgentError {
+  static override readonly code: string = 'LOCAL_CA_REQUEST';
   constructor(
     message: string,
     readonly grpcCode = 3,
+    options?: AgentErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -59,7 +61,7 @@ export class CertificateAuthority {
   /** A new self-signed ECDSA P-256 root with `O=<organization>`. */
   static async createRoot(opts: { organization: string; commonName?: string; ttlDays?: number; now?: number }): Promise<CertificateAuthority> {
     const x509 = await loadX509();
-    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
     const now = opts.now ?? Date.now();
     const name: Record<string, string[]>[] = [{ '2.5.4.10': [opts.organization] }];
     if (opts.commonName) name.push({ '2.5.4.3': [opts.commonName] });
@@ -73,7 +75,7 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
     return new CertificateAuthority(x509, keys.privateKey, cert, [], cert.toString('pem') + '\n');
@@ -97,8 +99,8 @@ export class CertificateAuthority {
 
   private signingAlgorithm(): webcrypto.EcdsaParams | webcrypto.Algorithm {
     const a = this.signingKey.algorithm as webcrypto.EcKeyAlgorithm;
-    if (a.name === 'ECDSA') return { name: 'ECDSA', hash: a.namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256' } as webcrypto.EcdsaParams;
-    return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } as webcrypto.Algorithm;
+    if (a.name === 'ECDSA') return { name: 'ECDSA', hash: a.namedCurve === 'P-384' ? 'SHA-384' : 'SHA-256' };
+    return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
   }
 
   private aki: Promise<InstanceType<X509Lib['AuthorityKeyIdentifierExtension']>> | undefined;
@@ -111,7 +113,7 @@ export class CertificateAuthority {
   /** An intermediate CA signed by this one (tests use it for three-element chains). */
   async createIntermediate(organization: string): Promise<CertificateAuthority> {
     const x509 = this.x509;
-    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serialHex(),
@@ -125,7 +127,7 @@ export class CertificateAuthority {
       extensions: [
         new x509.BasicConstraintsExtension(true, 0, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
-        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(this.cert as never),
       ],
     });
@@ -142,7 +144,7 @@ export class CertificateAuthority {
     try {
       csr = new x509.Pkcs10CertificateRequest(csrPem);
     } catch (err) {
-      throw new CaRequestError(`failed to parse CSR: ${(err as Error).message}`);
+      throw new CaRequestError('failed to parse CSR', 3, { cause: err });
     }
     if (opts.verifyCsr !== false && !(await csr.verify())) throw new CaRequestError('CSR signature verification failed');
     let ttl = opts.ttlSeconds;

@@ -9,6 +9,12 @@ import { scope } from '../../../lib/log.js';
 import { keyMatchesCertificate, parseCertificate } from '../pem.js';
 import type { CaClient } from '../types.js';
 import { CertificateAuthority } from './authority.js';
+import { AgentError } from '../../../lib/errors.js';
+
+/** The local CA's root files are unusable. */
+export class LocalCaError extends AgentError {
+  static override readonly code: string = 'LOCAL_CA';
+}
 
 export { CertificateAuthority, CaRequestError, DEFAULT_WORKLOAD_CERT_TTL_S, MAX_WORKLOAD_CERT_TTL_S, type SignOptions } from './authority.js';
 
@@ -35,7 +41,7 @@ export async function loadOrCreateLocalCa(dir: string, trustDomain: string): Pro
   const abs = resolve(dir);
   const certPath = join(abs, LOCAL_CA_CERT_FILE);
   const keyPath = join(abs, LOCAL_CA_KEY_FILE);
-  let [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
+  const [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
   if (certPem === undefined && keyPem === undefined) {
     await mkdir(abs, { recursive: true, mode: 0o700 });
     const ca = await CertificateAuthority.createRoot({ organization: trustDomain, commonName: 'istio-agent local CA' });
@@ -46,21 +52,21 @@ export async function loadOrCreateLocalCa(dir: string, trustDomain: string): Pro
     return ca;
   }
   if (certPem === undefined || keyPem === undefined) {
-    throw new Error(`local CA in ${abs} is incomplete: ${certPem === undefined ? certPath : keyPath} is missing (remove the directory to create a new root)`);
+    throw new LocalCaError(`local CA in ${abs} is incomplete: ${certPem === undefined ? certPath : keyPath} is missing (remove the directory to create a new root)`);
   }
   let cert;
   try {
     cert = parseCertificate(certPem);
   } catch (err) {
-    throw new Error(`local CA certificate ${certPath} is invalid: ${(err as Error).message}`);
+    throw new LocalCaError(`local CA certificate ${certPath} is invalid`, { cause: err });
   }
   let matches = false;
   try {
     matches = keyMatchesCertificate(keyPem, cert);
   } catch (err) {
-    throw new Error(`local CA key ${keyPath} is invalid: ${(err as Error).message}`);
+    throw new LocalCaError(`local CA key ${keyPath} is invalid`, { cause: err });
   }
-  if (!matches) throw new Error(`local CA key ${keyPath} does not match certificate ${certPath}`);
+  if (!matches) throw new LocalCaError(`local CA key ${keyPath} does not match certificate ${certPath}`);
   return CertificateAuthority.fromPem(certPem, keyPem);
 }
 

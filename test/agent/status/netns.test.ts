@@ -86,8 +86,8 @@ async function agentIn(net: PodNetwork, pod: InjectedPod, env: Record<string, st
   const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env, INSTANCE_IP: POD4, CA_PROVIDER: 'local', GRPC_XDS_BOOTSTRAP: '', PROXY_CONFIG: JSON.stringify(proxyConfig), ...s.env, ...extra };
   const child = spawn(IP, ['netns', 'exec', net.pod, process.execPath, pilotAgentBin, ...containerArgs(c, env)], { cwd, env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   await s.waitFor('start');
   const deadline = Date.now() + 10_000;

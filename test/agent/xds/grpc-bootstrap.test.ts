@@ -130,7 +130,7 @@ t.test('written at start: GRPC_XDS_BOOTSTRAP (default etc/istio/proxy/grpc-boots
   // A file that cannot be written (its directory would be the socket) ends the agent once Envoy runs.
   const unwritable = await xdsPod(cp, { env: { GRPC_XDS_BOOTSTRAP: 'etc/istio/proxy/XDS/grpc-bootstrap.json' } });
   t.teardown(unwritable.stop);
-  await t.rejects(unwritable.xds.done!, { message: /^failed generating gRPC XDS bootstrap: failed writing to .*\/etc\/istio\/proxy\/XDS\/grpc-bootstrap\.json: .*(ENOTDIR|EEXIST)/ });
+  await t.rejects(unwritable.xds.done, { message: /^failed generating gRPC XDS bootstrap: failed writing to .*\/etc\/istio\/proxy\/XDS\/grpc-bootstrap\.json: .*(ENOTDIR|EEXIST)/ });
 });
 
 t.test("the proxy's socket is the one Envoy's bootstrap dials (xds-grpc) and the gRPC bootstrap names", async (t) => {

@@ -25,7 +25,7 @@ async function echoBackend(): Promise<{ port: number; calls: string[]; stop(): v
   const calls: string[] = [];
   const raw = (b: Buffer) => b;
   server.addService(
-    { Say: { path: '/test.Echo/Say', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } } as grpc.ServiceDefinition,
+    { Say: { path: '/test.Echo/Say', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw } },
     {
       Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
         calls.push(call.request.toString());

@@ -196,7 +196,7 @@ function main(script: StandinScript, flags: EnvoyFlags, bootstrap: Json): void {
   const host = String(admin?.address ?? '127.0.0.1');
   const port = script.adminPort ?? Number(admin?.port_value ?? 0);
   const server = createServer(handle);
-  server.on('error', (err) => fail(`cannot bind '${host}:${port}': ${(err as Error).message}`));
+  server.on('error', (err) => fail(`cannot bind '${host}:${port}': ${(err).message}`));
   server.listen(port, host, () => {
     const addr = server.address();
     const actual = typeof addr === 'object' && addr ? addr.port : port;
