@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
-import { envTablesMarkdown, replaceEnvSection } from '../config/env-doc.js';
+import { envTablesMarkdown, replaceEnvSection } from '../agent/dev/env-doc.js';
 import { spawnCli } from './support/cli.js';
 import { projectRoot } from './support/paths.js';
 

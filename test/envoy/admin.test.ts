@@ -17,13 +17,13 @@ interface Seen {
 
 async function adminServer(reply: (req: IncomingMessage) => [number, string], host = '127.0.0.1'): Promise<{ srv: Server; port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const srv = createServer(async (req, res) => {
+  const srv = createServer((req, res) => void (async () => {
     let body = '';
     for await (const c of req) body += c;
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
     const [code, text] = reply(req);
     res.writeHead(code).end(text);
-  });
+  })());
   srv.listen(0, host);
   await once(srv, 'listening');
   return { srv, port: (srv.address() as AddressInfo).port, seen };

@@ -10,7 +10,6 @@ import { EXTRA4, EXTRA6, PEER4, PEER6, POD4, POD6, PodNetwork, privilegedSkipRea
 import { probe, serve } from '../support/netprobe.js';
 import { istioIptablesBin } from '../support/paths.js';
 
-const t = tap;
 const skip = privilegedSkipReason();
 const BACKENDS = ['nft', 'legacy'] as const;
 type BackendName = (typeof BACKENDS)[number];

@@ -27,12 +27,11 @@ export class AdsStream {
   private endedWith: StreamEnd | undefined;
   readonly ended: Promise<StreamEnd>;
   private readonly responses: ResponseQueue<AdsResponse>;
-  /** Bytes of every request as sent (for byte-for-byte comparisons). */
-  readonly sent: Buffer[] = [];
-
   constructor(
     readonly delta: boolean,
     private readonly call: grpc.ClientDuplexStream<Record<string, unknown>, Record<string, any>>,
+    /** Bytes of every request as sent (for byte-for-byte comparisons). */
+    readonly sent: Buffer[] = [],
   ) {
     call.on('data', (m: Record<string, any>) => {
       const r: AdsResponse = delta
@@ -108,15 +107,14 @@ export class AdsConnection {
     const root = controlPlaneProtos();
     const req = messageCodec(root, delta ? 'envoy.service.discovery.v3.DeltaDiscoveryRequest' : 'envoy.service.discovery.v3.DiscoveryRequest');
     const res = messageCodec(root, delta ? 'envoy.service.discovery.v3.DeltaDiscoveryResponse' : 'envoy.service.discovery.v3.DiscoveryResponse');
-    let s: AdsStream | undefined;
+    const sent: Buffer[] = [];
     const serialize = (m: Record<string, unknown>) => {
       const b = req.serialize(m);
-      s?.sent.push(b);
+      sent.push(b);
       return b;
     };
     const call = this.client.makeBidiStreamRequest(`${ADS}/${delta ? 'DeltaAggregatedResources' : 'StreamAggregatedResources'}`, serialize, res.deserialize);
-    s = new AdsStream(delta, call);
-    return s;
+    return new AdsStream(delta, call, sent);
   }
 
   close(): void {

@@ -7,9 +7,9 @@ import { basename, join, resolve } from 'node:path';
 import { applyOverlay, parseDownwardApi, parseProxyConfigOverlay, type ProxyConfig } from '../../config/index.js';
 import type { BootstrapInput, Platform } from '../../bootstrap/index.js';
 import { parseGoBool } from '../../lib/goparse.js';
-import { conformanceRoot } from './paths.js';
+import { corpusPath } from './paths.js';
 
-export const bootstrapCasesDir = resolve(process.env.BOOTSTRAP_CASES_DIR ?? join(conformanceRoot, 'bootstrap'));
+export const bootstrapCasesDir = corpusPath('bootstrap');
 
 /** Where the case's template lived in Istio's tree; normalised away like Istio's test does. */
 const ISTIO_TEMPLATE = '/istio-src/tools/packaging/common/envoy_bootstrap.json';

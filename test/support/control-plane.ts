@@ -335,7 +335,7 @@ export class TestControlPlane {
   }
 
   /** Ends every live stream with `status` (an OK status = istiod's graceful EOF). */
-  endStreams(status: { code: number; details: string } = { code: grpc.status.OK, details: 'OK' }): void {
+  endStreams(status: { code: grpc.status; details: string } = { code: grpc.status.OK, details: 'OK' }): void {
     for (const s of [...this.live]) {
       s.rec.ended = `server ended: ${status.code}`;
       this.live.delete(s);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { formatDownwardApi } from '../../config/index.js';
-import { injectionDir } from './paths.js';
+import { corpusSkipReason, injectionDir } from './paths.js';
 
 export interface EnvVar {
   name: string;
@@ -47,6 +47,17 @@ function podTemplate(doc: Record<string, any>): { metadata: Record<string, any>;
   if (spec.jobTemplate) return spec.jobTemplate.spec.template;
   if (spec.template) return spec.template;
   return { metadata: doc.metadata ?? {}, spec };
+}
+
+/**
+ * The injected pods for a test file, or none when the corpus is absent here: then one skipped
+ * test says why (and under CI=true that is an error instead).
+ */
+export function injectedPodsOrSkip(t: { test(name: string, opts: { skip: string }, fn: () => void): unknown }): InjectedPod[] {
+  const skip = corpusSkipReason('injection');
+  if (!skip) return loadInjectedPods();
+  t.test("Istio's injected pods", { skip }, () => {});
+  return [];
 }
 
 export function loadInjectedPods(dir = injectionDir): InjectedPod[] {

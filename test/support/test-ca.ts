@@ -26,6 +26,16 @@ export interface TestCaOptions {
   requireClientCert?: boolean;
 }
 
+/** A gRPC status the test CA answers with (grpc-js reads `code` and `details`). */
+class GrpcStatusError extends Error {
+  constructor(
+    readonly code: number,
+    readonly details: string,
+  ) {
+    super(details);
+  }
+}
+
 export class TestCaServer {
   /** Lifetime of issued certificates (seconds); undefined = what the client asks for. */
   ttlSeconds: number | undefined;
@@ -74,12 +84,12 @@ export class TestCaServer {
     const other = await CertificateAuthority.createRoot({ organization: 'cluster.local', commonName: 'unrelated CA' });
     const protos = await loadCaProtos();
     const server = new grpc.Server();
-    let self: TestCaServer | undefined;
+    const ref: { self?: TestCaServer } = {};
     server.addService(protos.service, {
       CreateCertificate: (call: grpc.ServerUnaryCall<IstioCertificateRequest, IstioCertificateResponse>, cb: grpc.sendUnaryData<IstioCertificateResponse>) => {
-        void self!.handle(call).then(
+        void ref.self!.handle(call).then(
           (res) => cb(null, res),
-          (err: { code: number; details: string }) => cb(err as grpc.ServiceError),
+          (err: GrpcStatusError) => cb(err as unknown as grpc.ServiceError),
         );
       },
     });
@@ -92,8 +102,8 @@ export class TestCaServer {
       creds = grpc.ServerCredentials.createSsl(Buffer.from(ca.certPem), [{ private_key: Buffer.from(kc.privateKeyPem), cert_chain: Buffer.from(leaf!) }], !!opts.requireClientCert);
     }
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))));
-    self = new TestCaServer(server, port, ca, ca.certPem, other);
-    return self;
+    ref.self = new TestCaServer(server, port, ca, ca.certPem, other);
+    return ref.self;
   }
 
   /** Writes the root that verifies this server (for ./var/run/secrets/istio/root-cert.pem). */
@@ -131,13 +141,13 @@ export class TestCaServer {
       clientCert: !!peer?.sslPeerCertificate,
     });
     if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    if (this.down) throw { code: this.failCode, details: this.failMessage };
+    if (this.down) throw new GrpcStatusError(this.failCode, this.failMessage);
     if (this.failCount > 0) {
       this.failCount--;
-      throw { code: this.failCode, details: this.failMessage };
+      throw new GrpcStatusError(this.failCode, this.failMessage);
     }
     if (this.requiredToken !== undefined && md.authorization !== `Bearer ${this.requiredToken}`) {
-      throw { code: grpc.status.UNAUTHENTICATED, details: md.authorization ? 'request authenticate failure' : 'no HTTP authorization header exists' };
+      throw new GrpcStatusError(grpc.status.UNAUTHENTICATED, md.authorization ? 'request authenticate failure' : 'no HTTP authorization header exists');
     }
     let csr = req.csr;
     if (this.wrongKey) csr = (await generateKeyAndCsr({ eccSignatureAlgorithm: 'ECDSA', eccCurve: 'P256', rsaKeySize: 2048, pkcs8: false }, 'spiffe://x/ns/y/sa/z')).csrPem;
@@ -147,7 +157,7 @@ export class TestCaServer {
       // Like Istio's mock CA, the CSR's self-signature is not checked (istiod does check it).
       chain = await signer.sign(csr, { ttlSeconds: this.ttlSeconds ?? Number(req.validity_duration ?? 0), verifyCsr: false, ...(this.identities ? { identities: this.identities } : {}) });
     } catch (err) {
-      throw { code: (err as { grpcCode?: number }).grpcCode ?? grpc.status.INTERNAL, details: (err as Error).message };
+      throw new GrpcStatusError((err as { grpcCode?: number }).grpcCode ?? grpc.status.INTERNAL, (err as Error).message);
     }
     if (this.badChain) chain[chain.length - 1] = this.ca.rootBundle;
     if (this.truncateChain !== undefined) chain = chain.slice(0, this.truncateChain);

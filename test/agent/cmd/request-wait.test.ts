@@ -16,13 +16,13 @@ interface Seen {
 
 async function server(handler: (req: IncomingMessage, body: string) => [number, string]): Promise<{ srv: Server; port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const srv = createServer(async (req, res) => {
+  const srv = createServer((req, res) => void (async () => {
     let body = '';
     for await (const c of req) body += c;
     seen.push({ method: req.method!, url: req.url!, body });
     const [code, text] = handler(req, body);
     res.writeHead(code).end(text);
-  });
+  })());
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   return { srv, port: (srv.address() as AddressInfo).port, seen };

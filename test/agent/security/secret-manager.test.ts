@@ -136,7 +136,7 @@ t.test('bad CA answers are rejected and nothing is cached', async (t) => {
   const other = await CertificateAuthority.createRoot({ organization: 'other' });
   ca.transform = (c) => [c[0]!, other.certPem];
   await t.rejects(sm.generateSecret('default'), { message: /does not verify against the root/ });
-  ca.transform = async (c) => {
+  ca.transform = async () => {
     const kc = await generateKeyAndCsr(EC, ID);
     return ca.ca.sign(kc.csrPem, { ttlSeconds: 3600 });
   };

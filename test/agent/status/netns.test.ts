@@ -14,9 +14,10 @@ import { parseAppProbers } from '../../../agent/status/index.js';
 import { standin, standinBin, writeTestBootstrap, type Standin } from '../../support/envoy-standin/index.js';
 import { containerArgs, containerEnv, findContainer, loadInjectedPods, podWorkdir, type InjectedPod } from '../../support/injection.js';
 import { PEER4, POD4, POD6, PodNetwork, privilegedSkipReason } from '../../support/netns.js';
-import { pilotAgentBin, projectRoot } from '../../support/paths.js';
+import { corpusSkipReason, pilotAgentBin, projectRoot } from '../../support/paths.js';
 
-const skip = privilegedSkipReason();
+// These run the injector's own pods, so they need the injection corpus as well as root.
+const skip = privilegedSkipReason() || corpusSkipReason('injection');
 
 const IP = ['/usr/sbin/ip', '/sbin/ip', '/usr/bin/ip', '/bin/ip'].find((p) => existsSync(p)) ?? 'ip';
 const appMain = join(projectRoot, 'dist/test/support/probe-app-main.js');
@@ -105,7 +106,7 @@ async function stopAgent(a: RunningAgent, net?: PodNetwork): Promise<void> {
 }
 
 {
-  const pods = loadInjectedPods().filter((p) => {
+  const pods = (skip ? [] : loadInjectedPods()).filter((p) => {
     const c = findContainer(p, 'istio-proxy');
     return c && containerEnv(p, c).ISTIO_KUBE_APP_PROBERS;
   });

@@ -90,7 +90,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   const waitDisconnect = async (cp: TestControlPlane) => cp.until(() => cp.liveStreams === 0, 5000, 'upstream stream closed');
 
   t.test('Envoy close and open stream', async (t) => {
-    const { cp, pod, conn } = await proxied(t);
+    const { cp, conn } = await proxied(t);
     let s = conn.stream();
     await cdsThenLds(t, s, 'first stream');
     s.closeSend();
@@ -102,7 +102,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Envoy opens multiple stream', async (t) => {
-    const { cp, pod, conn } = await proxied(t);
+    const { cp, conn } = await proxied(t);
     const first = conn.stream();
     await cdsThenLds(t, first, 'first stream');
     const second = conn.stream();
@@ -125,7 +125,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Envoy sends concurrent requests', async (t) => {
-    const { cp, pod, conn } = await proxied(t);
+    const { pod, conn } = await proxied(t);
     await cdsThenLds(t, conn.stream(), 'first connection');
     const c2 = AdsConnection.connect(pod.socket);
     t.teardown(() => c2.close());
@@ -151,7 +151,7 @@ t.test('TestXdsProxyReconnects', async (t) => {
   });
 
   t.test('Istiod ends the stream gracefully (EOF): Envoy gets OK', async (t) => {
-    const { cp, pod, conn } = await proxied(t);
+    const { cp, conn } = await proxied(t);
     const s = conn.stream(true);
     await cdsThenLds(t, s, 'delta');
     cp.endStreams();

@@ -56,7 +56,7 @@ function nodeProto(node: Json | undefined): Json | undefined {
 function readableBytes(v: unknown): unknown {
   if (v instanceof Uint8Array) {
     const s = Buffer.from(v).toString('utf8');
-    return /^[\x09\x0a\x0d\x20-\x7e]*$/.test(s) ? s : Buffer.from(v).toString('base64');
+    return /^[\t\n\r\x20-\x7e]*$/.test(s) ? s : Buffer.from(v).toString('base64');
   }
   if (Array.isArray(v)) return v.map(readableBytes);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, readableBytes(x)]));
