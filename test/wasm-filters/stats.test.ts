@@ -5,7 +5,7 @@
 // tcp_metadata_exchange: the exact metric names, label sets and values their expectations give,
 // read from the host's stats store after Envoy's tag extraction.
 import t, { type Test } from 'tap';
-import { Direction, ISTIO_STANDARD_LABELS, Sidecar, encodeFlatNode, WasmType, type Sample } from '../support/proxy-wasm-host/index.js';
+import { Direction, ISTIO_STANDARD_LABELS, MetricStore, Sidecar, istioStatsTags, encodeFlatNode, WasmType, type Sample } from '../support/proxy-wasm-host/index.js';
 import { baselineLabels, clientAuthority, clientNodeMetadata, clientOptions, exchange, onlySample, repeat, serverNodeMetadata, serverOptions } from './fixtures.js';
 
 const N = 10;
@@ -86,12 +86,10 @@ void t.test('TestStatsPayload/Default', async (t) => {
 const DEFAULT_BUCKET_5 = 2;
 
 void t.test('TestStatsPayload/Customized', async (t) => {
-  const { client, server } = await pair({ statsConfig: customizedClientConfig, stats: undefined }, {});
+  const server = await Sidecar.start(serverOptions());
   // The e2e bootstrap adds stats_tags for the custom labels.
-  const { MetricStore, istioStatsTags } = await import('../support/proxy-wasm-host/index.js');
   const store = new MetricStore(istioStatsTags(extraTags));
   const customized = await Sidecar.start(clientOptions({ statsConfig: customizedClientConfig, stats: store }));
-  void client;
   repeat(N, () => exchange(customized, server));
   const samples = store.samples();
   const custom = sample(t, samples, 'istio_custom');
@@ -169,7 +167,6 @@ void t.test('TestStatsGrpc: unary calls answered PermissionDenied', async (t) =>
 });
 
 void t.test('TestStatsGrpcStream: message counts on ticks and at the end', async (t) => {
-  const { MetricStore, istioStatsTags } = await import('../support/proxy-wasm-host/index.js');
   const clientStore = new MetricStore(istioStatsTags(extraTags));
   const client = await Sidecar.start(
     clientOptions({ stats: clientStore, statsConfig: JSON.stringify({ tcp_reporting_duration: '1s', metrics: [{ dimensions: { configurable_metric_a: 'node.metadata.LABELS.version' } }] }) }),

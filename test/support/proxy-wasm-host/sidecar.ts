@@ -60,7 +60,7 @@ export class Sidecar {
   }
 
   /** A new HTTP stream through this sidecar's filters. */
-  stream(attributes: PropertyMap, requestHeaders: [string, string][]): ChainStream {
+  stream(attributes: PropertyMap, requestHeaders: [string, string | Uint8Array][]): ChainStream {
     const info = new StreamInfo(this.direction, attributes, requestHeaders);
     return new ChainStream(
       info,
