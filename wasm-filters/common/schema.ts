@@ -121,7 +121,7 @@ class TableNode extends Node {
 // reflection.Type slots: base_type 0, element 1, index 2 (default -1), fixed_length 3,
 // base_size 4 (default 4), element_size 5 (default 0).
 function stringType(): TableNode {
-  return new TableNode().scalar(0, 1, BaseType.String);
+  return new TableNode().scalar(0, 1, BaseType.String).scalar(5, 4, 1);
 }
 
 function vectorType(element: u8, index: i32): TableNode {
