@@ -465,8 +465,17 @@ export class WasmVm {
   // --------------------------------------------------------------------------------------------
   // Guest memory.
 
+  private memView: { buffer: ArrayBuffer; bytes: Uint8Array; view: DataView } | undefined;
+
+  /** Views of guest memory, re-created when memory grows (growth replaces the buffer). */
+  private get views(): { bytes: Uint8Array; view: DataView } {
+    const buffer = this.exports.memory.buffer;
+    if (this.memView?.buffer !== buffer) this.memView = { buffer, bytes: new Uint8Array(buffer), view: new DataView(buffer) };
+    return this.memView;
+  }
+
   private get mem(): Uint8Array {
-    return new Uint8Array(this.exports.memory.buffer);
+    return this.views.bytes;
   }
 
   /** A copy of guest memory, or undefined when the range is out of bounds. */
@@ -482,16 +491,16 @@ export class WasmVm {
   }
 
   private writeU32(ptr: number, v: number): boolean {
-    const m = this.mem;
-    if (ptr <= 0 || ptr + 4 > m.length) return false;
-    new DataView(m.buffer).setUint32(ptr, v >>> 0, true);
+    const { bytes, view } = this.views;
+    if (ptr <= 0 || ptr + 4 > bytes.length) return false;
+    view.setUint32(ptr, v >>> 0, true);
     return true;
   }
 
   private writeU64(ptr: number, v: bigint): boolean {
-    const m = this.mem;
-    if (ptr <= 0 || ptr + 8 > m.length) return false;
-    new DataView(m.buffer).setBigUint64(ptr, BigInt.asUintN(64, v), true);
+    const { bytes, view } = this.views;
+    if (ptr <= 0 || ptr + 8 > bytes.length) return false;
+    view.setBigUint64(ptr, BigInt.asUintN(64, v), true);
     return true;
   }
 
@@ -519,13 +528,12 @@ export class WasmVm {
   // Properties.
 
   /** The attribute tree visible to the current context (Envoy's CEL activation). */
-  private attributeRoot(name: string, ctx: ContextBase): PropertyValue | CelValue | undefined {
+  private attributeRoot(name: string, ctx: ContextBase, withHeaders = true): PropertyValue | CelValue | undefined {
     const root = ctx.root;
     const stream = ctx.stream;
-    const node = this.host.nodeAttribute();
     const attrs = stream?.attributes ?? {};
-    const xds: PropertyMap = {
-      node,
+    const xds = (): PropertyMap => ({
+      node: this.host.nodeAttribute(),
       listener_direction: BigInt(root.plugin.direction),
       cluster_name: attrs.cluster_name,
       cluster_metadata: attrs.cluster_metadata,
@@ -533,7 +541,7 @@ export class WasmVm {
       route_metadata: attrs.route_metadata,
       upstream_host_metadata: attrs.upstream_host_metadata,
       listener_metadata: attrs.listener_metadata,
-    };
+    });
     switch (name) {
       case 'plugin_name':
         return root.plugin.name;
@@ -542,15 +550,15 @@ export class WasmVm {
       case 'plugin_vm_id':
         return this.vmId;
       case 'node':
-        return node;
+        return this.host.nodeAttribute();
       case 'xds':
-        return xds;
+        return xds();
       case 'request': {
         if (stream === undefined) return undefined;
         const req = isPropertyMap(attrs.request) ? { ...attrs.request } : {};
         const authority = stream.requestHeaders.getString(':authority');
         if (req.host === undefined && authority !== undefined) req.host = authority;
-        req.headers = Object.fromEntries(stream.requestHeaders.entries.map(([k, v]) => [k, Buffer.from(v).toString('utf8')]));
+        if (withHeaders) req.headers = Object.fromEntries(stream.requestHeaders.entries.map(([k, v]) => [k, Buffer.from(v).toString('utf8')]));
         return req;
       }
       case 'response':
@@ -561,14 +569,15 @@ export class WasmVm {
         return stream === undefined ? undefined : attrs[name];
       case 'filter_state':
         return stream === undefined ? undefined : Object.fromEntries(Object.entries(stream.envoyFilterState).map(([k, v]) => [k, typeof v === 'string' ? Buffer.from(v) : v]));
+      case 'listener_direction':
+        return this.host.legacyTopLevelAttributes ? BigInt(root.plugin.direction) : undefined;
       case 'cluster_name':
       case 'cluster_metadata':
       case 'route_name':
       case 'route_metadata':
-      case 'listener_direction':
       case 'listener_metadata':
       case 'upstream_host_metadata':
-        return this.host.legacyTopLevelAttributes ? xds[name] : undefined;
+        return this.host.legacyTopLevelAttributes ? attrs[name] : undefined;
     }
     // Anything else is Wasm filter state, `wasm.<name>`.
     const entry = stream?.filterState.get(`wasm.${name}`);
@@ -585,7 +594,7 @@ export class WasmVm {
 
   private getProperty(path: string[], ctx: ContextBase): Uint8Array | undefined {
     const [first, ...rest] = path;
-    const root = this.attributeRoot(first!, ctx);
+    const root = this.attributeRoot(first!, ctx, rest.length === 0 || rest[0] === 'headers');
     if (root === undefined) return undefined;
     if (rest.length === 0) return root instanceof Uint8Array ? root : serializeProperty(root as PropertyValue);
     if (root instanceof Uint8Array) {
@@ -664,6 +673,11 @@ export class WasmVm {
       return { status: Status.Ok };
     },
   };
+
+  /** Size of the module's linear memory in bytes. */
+  get memorySize(): number {
+    return this.exports.memory.buffer.byteLength;
+  }
 
   /** Number of live CEL expressions (tests check the filters release them). */
   get expressionCount(): number {

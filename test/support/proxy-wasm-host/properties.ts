@@ -62,7 +62,19 @@ export function navigate(v: PropertyValue, segments: string[]): PropertyValue {
  * (every segment followed by NUL, so a single trailing NUL ends the path). Null for an empty
  * path or an empty segment inside it.
  */
+const pathCache = new Map<string, string[] | null>();
+
 export function splitPropertyPath(path: Uint8Array): string[] | null {
+  const key = Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
+  let parts = pathCache.get(key);
+  if (parts === undefined) {
+    parts = splitUncached(path);
+    if (pathCache.size < 10000) pathCache.set(key, parts);
+  }
+  return parts;
+}
+
+function splitUncached(path: Uint8Array): string[] | null {
   let p = Buffer.from(path.buffer, path.byteOffset, path.byteLength);
   if (p.length > 0 && p[p.length - 1] === 0) p = p.subarray(0, p.length - 1);
   if (p.length === 0) return null;
