@@ -4,7 +4,7 @@
 //   dist/wasm-filters/stats-filter.wasm               (istio.stats, root ids stats_outbound / stats_inbound)
 // the names the proxyv2 image used under /etc/istio/extensions/ through Istio 1.17.
 //
-// Flags (measured, see wasm-filters/README.md): the incremental GC keeps a long-lived filter's
+// Flags: the incremental GC keeps a long-lived filter's
 // memory flat; `--use abort=` routes AssemblyScript's abort to proxy_log + trap instead of an
 // `env.abort` import no proxy-wasm host provides; `--exportStart _initialize` turns the start
 // section into the `_initialize` export hosts call once after instantiation (a start section
