@@ -15,7 +15,6 @@ import asc from 'assemblyscript/asc';
 export const filters = [
   { entry: 'wasm-filters/metadata-exchange/main.ts', out: 'dist/wasm-filters/metadata-exchange-filter.wasm' },
   { entry: 'wasm-filters/stats/main.ts', out: 'dist/wasm-filters/stats-filter.wasm' },
-  
 ];
 
 mkdirSync('dist/wasm-filters', { recursive: true });

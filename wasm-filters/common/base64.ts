@@ -14,7 +14,7 @@ export function base64Encode(data: ArrayBuffer): ArrayBuffer {
   let o: usize = 0;
   let i = 0;
   for (; i + 2 < n; i += 3) {
-    const v = (<u32>load<u8>(src + i) << 16) | (<u32>load<u8>(src + i + 1) << 8) | <u32>load<u8>(src + i + 2);
+    const v = ((<u32>load<u8>(src + i)) << 16) | ((<u32>load<u8>(src + i + 1)) << 8) | (<u32>load<u8>(src + i + 2));
     store<u8>(dst + o, <u8>load<u16>(alpha + (((v >> 18) & 63) << 1)));
     store<u8>(dst + o + 1, <u8>load<u16>(alpha + (((v >> 12) & 63) << 1)));
     store<u8>(dst + o + 2, <u8>load<u16>(alpha + (((v >> 6) & 63) << 1)));
@@ -23,8 +23,8 @@ export function base64Encode(data: ArrayBuffer): ArrayBuffer {
   }
   const rest = n - i;
   if (rest > 0) {
-    let v = <u32>load<u8>(src + i) << 16;
-    if (rest == 2) v |= <u32>load<u8>(src + i + 1) << 8;
+    let v = (<u32>load<u8>(src + i)) << 16;
+    if (rest == 2) v |= (<u32>load<u8>(src + i + 1)) << 8;
     store<u8>(dst + o, <u8>load<u16>(alpha + (((v >> 18) & 63) << 1)));
     store<u8>(dst + o + 1, <u8>load<u16>(alpha + (((v >> 12) & 63) << 1)));
     store<u8>(dst + o + 2, rest == 2 ? <u8>load<u16>(alpha + (((v >> 6) & 63) << 1)) : 0x3d);
@@ -59,7 +59,7 @@ export function base64DecodeWithoutPadding(ptr: usize, len: i32): ArrayBuffer {
   for (let i = 0; i < n; i++) {
     const d = decodeChar(<u32>load<u8>(ptr + i));
     if (d < 0) return new ArrayBuffer(0);
-    acc = (acc << 6) | <u32>d;
+    acc = (acc << 6) | (<u32>d);
     bits += 6;
     if (bits >= 8) {
       bits -= 8;

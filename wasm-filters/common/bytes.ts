@@ -46,7 +46,7 @@ export class ByteWriter {
 
   varint(v: u64): void {
     while (v >= 0x80) {
-      this.u8(<u32>(v & 0x7f) | 0x80);
+      this.u8((<u32>(v & 0x7f)) | 0x80);
       v >>= 7;
     }
     this.u8(<u32>v);
@@ -97,7 +97,7 @@ export function bytesKey(b: ArrayBuffer): string {
   const s = changetype<string>(__new(n << 1, idof<string>()));
   const src = changetype<usize>(b);
   const dst = changetype<usize>(s);
-  for (let i = 0; i < n; i++) store<u16>(dst + (<usize>i << 1), load<u8>(src + i));
+  for (let i = 0; i < n; i++) store<u16>(dst + ((<usize>i) << 1), load<u8>(src + i));
   return s;
 }
 

@@ -132,7 +132,10 @@ function vectorType(element: u8, index: i32): TableNode {
 
 // reflection.Field slots: name 0, type 1, id 2, offset 3, ..., required 7, key 8.
 function field(name: string, type: TableNode, id: i32, key: bool): TableNode {
-  const f = new TableNode().str(0, name).ref(1, type).scalar(3, 2, 4 + 2 * id);
+  const f = new TableNode()
+    .str(0, name)
+    .ref(1, type)
+    .scalar(3, 2, 4 + 2 * id);
   if (id != 0) f.scalar(2, 2, id);
   if (key) f.scalar(7, 1, 1).scalar(8, 1, 1);
   return f;
@@ -140,7 +143,10 @@ function field(name: string, type: TableNode, id: i32, key: bool): TableNode {
 
 // reflection.Object slots: name 0, fields 1 (sorted by name), is_struct 2, minalign 3, bytesize 4.
 function object(name: string, fields: TableNode[]): TableNode {
-  return new TableNode().str(0, name).ref(1, new VecNode(changetype<Node[]>(fields))).scalar(3, 4, 1);
+  return new TableNode()
+    .str(0, name)
+    .ref(1, new VecNode(changetype<Node[]>(fields)))
+    .scalar(3, 4, 1);
 }
 
 /** Index of KeyVal in the schema's objects vector (objects are sorted by name). */

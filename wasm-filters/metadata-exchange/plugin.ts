@@ -9,18 +9,7 @@
 // application, outbound ones never return them to it.
 import { Action, MapType } from '../sdk/abi';
 import { RootContext, StreamContext } from '../sdk/context';
-import {
-  callForeignFunction,
-  getHeaderBytes,
-  getPluginConfiguration,
-  getPropertyInt64,
-  getPropertyString,
-  logDebug,
-  logWarn,
-  removeHeader,
-  replaceHeaderBytes,
-  setProperty,
-} from '../sdk/host';
+import { callForeignFunction, getHeaderBytes, getPluginConfiguration, getPropertyInt64, getPropertyString, logDebug, logWarn, removeHeader, replaceHeaderBytes, setProperty } from '../sdk/host';
 import { base64DecodeWithoutPadding, base64Encode } from '../common/base64';
 import { ByteWriter, bytesKey } from '../common/bytes';
 import { encodeFlatNode } from '../common/flatnode';

@@ -178,14 +178,7 @@ export class ForeignResult {
 export function callForeignFunction(name: string, args: ArrayBuffer, wantResult: bool): ForeignResult {
   const n = String.UTF8.encode(name);
   clearReturnSlots();
-  const status = proxy_call_foreign_function(
-    changetype<usize>(n),
-    n.byteLength,
-    changetype<usize>(args),
-    args.byteLength,
-    wantResult ? returnSlots : 0,
-    wantResult ? returnSlots + 4 : 0,
-  );
+  const status = proxy_call_foreign_function(changetype<usize>(n), n.byteLength, changetype<usize>(args), args.byteLength, wantResult ? returnSlots : 0, wantResult ? returnSlots + 4 : 0);
   if (!wantResult) return new ForeignResult(status, new ArrayBuffer(0));
   // The host may have allocated a result even on failure; always release it.
   const data = takeReturnedBytes();

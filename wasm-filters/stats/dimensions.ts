@@ -124,5 +124,3 @@ export function dimensionsKey(instance: string[]): string {
   for (let i = 0; i < instance.length; i++) key += instance[i].length.toString() + ':' + instance[i] + '|';
   return key;
 }
-
-

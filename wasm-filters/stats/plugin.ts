@@ -15,16 +15,7 @@ import { localNodeFromProperties } from '../common/node';
 import { parseDuration } from '../common/duration';
 import { StandardLabels, countPeerLabels, countStandardLabels, countTcpLabels, dimensionsKey, mapDimensions, mapNode, reporter } from './dimensions';
 import { createExpression, deleteExpression, evaluateInt, evaluateString } from './expressions';
-import {
-  lookupPeer,
-  Protocol,
-  RequestInfo,
-  populateGRPCInfo,
-  populateHTTPRequestInfo,
-  populateRequestInfo,
-  populateRequestProtocol,
-  populateTCPRequestInfo,
-} from './request-info';
+import { lookupPeer, Protocol, RequestInfo, populateGRPCInfo, populateHTTPRequestInfo, populateRequestInfo, populateRequestProtocol, populateTCPRequestInfo } from './request-info';
 
 const DefaultTcpReportDurationMilliseconds: u32 = 15000;
 const DefaultFieldSeparator = ';.;';
@@ -344,13 +335,7 @@ export class StatsRoot extends RootContext {
   }
 
   /** One `metrics[]` entry; false stops processing the list (a malformed entry). */
-  private applyMetricOverride(
-    metric: JsonValue,
-    factories: Map<string, MetricFactory>,
-    factoryOrder: string[],
-    metricTags: Map<string, string[]>,
-    metricIndexes: Map<string, Map<string, i32>>,
-  ): bool {
+  private applyMetricOverride(metric: JsonValue, factories: Map<string, MetricFactory>, factoryOrder: string[], metricTags: Map<string, string[]>, metricIndexes: Map<string, Map<string, i32>>): bool {
     if (metric.kind != JsonKind.Object) return false;
     const dimensions = metric.get('dimensions');
     let tags: string[] = [];

@@ -35,9 +35,9 @@ const CODES: string[] = [
 export function parseResponseFlag(flags: u64): string {
   let out = '';
   for (let i = 0; i < CODES.length; i++) {
-    if ((flags & (<u64>1 << <u64>i)) != 0) out = out.length == 0 ? CODES[i] : out + ',' + CODES[i];
+    if ((flags & ((<u64>1) << (<u64>i))) != 0) out = out.length == 0 ? CODES[i] : out + ',' + CODES[i];
   }
   // Flags newer than this table: keep the information as the decimal mask.
-  if (flags >= <u64>1 << <u64>CODES.length) out = out.length == 0 ? flags.toString() : out + ',' + flags.toString();
+  if (flags >= (<u64>1) << (<u64>CODES.length)) out = out.length == 0 ? flags.toString() : out + ',' + flags.toString();
   return out.length == 0 ? '-' : out;
 }
