@@ -133,6 +133,14 @@ void t.test('TestStatsPayload/Customized', async (t) => {
   t.equal(vm.expressionCount, 0, 'expr_delete for every expression on_done');
 });
 
+void t.test('metric_cache_count: hits are reported in batches of 100', async (t) => {
+  const { client, server } = await pair();
+  repeat(201, () => exchange(client, server));
+  const count = (cache: string) => client.host.stats.samples().find((x) => x.name === 'metric_cache_count' && x.labels.cache === cache)?.value;
+  t.equal(count('miss'), 1);
+  t.equal(count('hit'), 200, '200 hits after 201 requests (the first was the miss)');
+});
+
 void t.test('TestStatsPayload/UseHostHeader', async (t) => {
   const { client, server } = await pair();
   repeat(N, () => exchange(client, server, { clientCluster: 'host_header' }));

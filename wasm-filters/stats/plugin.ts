@@ -234,6 +234,8 @@ export class StatsRoot extends RootContext {
 
   private initializeDimensions(j: JsonValue): void {
     this.cleanupExpressions();
+    // Resolved metrics belong to the previous label layout (upstream keeps them across a
+    // reconfiguration of the same root; Envoy gives each configuration a new root anyway).
     this.metrics.clear();
 
     const factories = new Map<string, MetricFactory>();
