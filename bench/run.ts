@@ -7,10 +7,10 @@ import { iptablesBench } from './iptables.js';
 import { startupBench } from './startup.js';
 import { statusBench } from './status.js';
 import { xdsBench } from './xds.js';
+import { wasmFiltersBench } from './wasm-filters.js';
 import type { BenchResult } from './result.js';
 
-
-const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, xdsBench, statusBench, iptablesBench];
+const benches: (() => Promise<BenchResult>)[] = [startupBench, bootstrapBench, envoyBench, sdsBench, xdsBench, statusBench, iptablesBench, wasmFiltersBench];
 
 for (const b of benches) {
   const r = await b();
