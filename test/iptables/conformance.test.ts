@@ -6,7 +6,7 @@
 // - inline cases: check lists, cleanup lists, state parsed from a restore payload.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import t from 'tap';
 import { parseSave, renderChecks, renderCommands, renderRestore, renderUndo, RuleBuilder, runIptables, type Machine } from '../../iptables/index.js';
 import { corpusPath, corpusSkipReason } from '../support/paths.js';

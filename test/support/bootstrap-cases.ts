@@ -3,7 +3,7 @@
 // feeds its generator, NAME_golden.json the expected output. This module turns a case into our
 // BootstrapInput and applies the normalisation Istio's test applies before comparing.
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, join } from 'node:path';
 import { applyOverlay, parseDownwardApi, parseProxyConfigOverlay, type ProxyConfig } from '../../config/index.js';
 import type { BootstrapInput, Platform } from '../../bootstrap/index.js';
 import { parseGoBool } from '../../lib/goparse.js';

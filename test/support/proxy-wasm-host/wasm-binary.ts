@@ -8,13 +8,13 @@ export interface ModuleImport {
   name: string;
   kind: 'function' | 'table' | 'memory' | 'global';
   /** For functions. */
-  signature?: Signature;
+  signature?: Signature | undefined;
 }
 
 export interface ModuleExport {
   name: string;
   kind: 'function' | 'table' | 'memory' | 'global';
-  signature?: Signature;
+  signature?: Signature | undefined;
 }
 
 export interface ModuleInterface {
