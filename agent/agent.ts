@@ -26,7 +26,8 @@ export interface Subsystem {
 }
 
 /**
- * The agent's shutdown switch, with Istio's three ways to end (spec agent.md §6.5, §7.1):
+ * The agent's shutdown switch, with Istio's three ways to end (pkg/envoy/agent.go, and the
+ * handleQuit / handleDrain handlers of pilot/cmd/pilot-agent/status/server.go):
  * - `shutdown(cause)` (also plain `abort(cause)`): SIGTERM/SIGINT — Envoy is drained first;
  * - `requestShutdown(cause)`: `POST /quitquitquit` — no drain, Envoy is killed at once;
  * - `drain()`: `POST /drain` — Envoy's inbound listeners drain now (it keeps running), and the

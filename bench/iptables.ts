@@ -40,7 +40,7 @@ function freshNamespace(sc: Scenario): string {
   const ns = `ipt-bench-${process.pid}-${++seq}`;
   execFileSync('ip', ['netns', 'add', ns]);
   execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-  // A pod address on lo is enough for the IPv6 decision (spec §1.5).
+  // A pod address on lo is enough for the IPv6 decision (Istio's getLocalIP counts it).
   execFileSync('ip', ['-n', ns, 'addr', 'add', `${POD4}/32`, 'dev', 'lo']);
   if (sc.ipv6) execFileSync('ip', ['-n', ns, 'addr', 'add', `${POD6}/128`, 'dev', 'lo', 'nodad']);
   mkdirSync(`/etc/netns/${ns}`, { recursive: true });

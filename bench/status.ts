@@ -1,6 +1,6 @@
-// The merged `/stats/prometheus` scrape (status server, issue 7): Envoy (the stand-in) serves
-// 100k series (~10 MB) on its Prometheus endpoint and an application serves 1 MB; the agent runs
-// as `pilot-agent proxy sidecar` and merges them. Side by side in one run, interleaved: fetching
+// The merged `/stats/prometheus` scrape (status server): Envoy (the stand-in) serves 100k series
+// (~10 MB) on its Prometheus endpoint and an application serves 1 MB; the agent runs as
+// `pilot-agent proxy sidecar` and merges them. Side by side in one run, interleaved: fetching
 // Envoy's endpoint directly, through a bare Node TCP relay (the floor for any process in the
 // path on this machine), and the merged endpoint (same client, body read and dropped). Memory:
 // the agent's peak RSS growth during each merged scrape (VmHWM after resetting it through

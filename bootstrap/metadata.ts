@@ -1,4 +1,4 @@
-// Node metadata as Istio assembles it (pkg/bootstrap GetNodeMetaData; spec bootstrap.md §3).
+// Node metadata as Istio assembles it (GetNodeMetaData in pkg/bootstrap/config.go).
 // Two views are kept, as Istio does: an untyped map ("raw": ISTIO_META_*, ISTIO_METAJSON_*, …)
 // and a typed record with fixed keys that the agent overwrites. node.metadata is the typed record
 // (empty values omitted) plus every raw key the typed JSON does not already have.
@@ -333,7 +333,7 @@ export function localityFromString(s: string): Locality {
   return l;
 }
 
-/** Assembles node metadata (spec §3.2 steps 1–10). Pure; throws BootstrapError on bad input. */
+/** Assembles node metadata (Istio's GetNodeMetaData). Pure; throws BootstrapError on bad input. */
 export function buildNodeMetadata(input: MetadataInput): NodeMetadataResult {
   const warn = input.warn ?? (() => {});
   const raw = dict<unknown>();
@@ -463,7 +463,7 @@ export function byBytes(a: string, b: string): number {
 export const APP_LABELS = ['app', 'app.kubernetes.io/name', 'service.istio.io/canonical-name'] as const;
 const CANONICAL_NAME_LABELS = ['service.istio.io/canonical-name', 'app.kubernetes.io/name', 'app'] as const;
 
-/** node.cluster (spec §3.6). */
+/** node.cluster (Istio's getServiceCluster in pkg/bootstrap/config.go). */
 export function serviceCluster(pc: ProxyConfig, meta: NodeMetadata): string {
   const labels = meta.LABELS ?? {};
   const ns = meta.NAMESPACE ?? '';

@@ -1,6 +1,8 @@
 // What the cloud platform tells the bootstrap: metadata (PLATFORM_METADATA), a locality
 // fallback, instance labels (for non-Kubernetes hosts) and whether this is Kubernetes. Rendering
-// only sees this data; detection (bootstrap/platform-detect.ts) is a separate, injectable I/O step.
+// only sees this data. Istio's counterpart is pkg/bootstrap/platform (Discover in discovery.go,
+// gcp.go, aws.go, azure.go); here platformFromEnv reads the environment only, and a caller may
+// pass its own Platform (BootstrapRuntime in write.ts).
 
 export type PlatformName = 'gcp' | 'aws' | 'azure' | 'unknown';
 

@@ -1,7 +1,9 @@
 // renderBootstrap: every section of Istio's stock bootstrap template (envoy_bootstrap.json),
-// built as typed objects in the template's order (spec bootstrap.md §4–§6). Pure: the inputs
-// Istio reads from the process environment and the filesystem arrive in BootstrapInput, so the
-// same function serves the agent, the conformance corpus and the property tests.
+// built as typed objects in the template's order (the template is Istio's
+// tools/packaging/common/envoy_bootstrap.json, its parameters come from toTemplateParams in
+// pkg/bootstrap/config.go). Pure: the inputs Istio reads from the process environment and the
+// filesystem arrive in BootstrapInput, so the same function serves the agent, the conformance
+// corpus and the property tests.
 import { ipFamily as addrFamily } from '../lib/netip.js';
 import { posix } from 'node:path';
 import { parseGoInt } from '../lib/goparse.js';
@@ -57,7 +59,10 @@ interface IpFamily {
   additionalWildcard?: string;
 }
 
-/** Spec §3.7. IPv4-mapped IPv6 counts as IPv6; unparsable entries are skipped. */
+/**
+ * The template's localhost, wildcard and dns_lookup_family from the proxy's IPs (Istio's
+ * toTemplateParams). IPv4-mapped IPv6 counts as IPv6; unparsable entries are skipped.
+ */
 export function ipFamily(ips: readonly string[], dualStack: boolean): IpFamily {
   const fams = ips.map((ip) => addrFamily(ip)).filter((f) => f !== 0);
   const v4: IpFamily = { localhost: '127.0.0.1', wildcard: '0.0.0.0', dnsLookupFamily: 'V4_ONLY' };
@@ -71,7 +76,10 @@ export function ipFamily(ips: readonly string[], dualStack: boolean): IpFamily {
     : { localhost: '127.0.0.1', wildcard: '0.0.0.0', dnsLookupFamily: 'ALL', additionalLocalhost: '::1', additionalWildcard: '::' };
 }
 
-/** Spec §6.3: defaults, FIPS, the strip-fragment flag, then ProxyConfig runtimeValues. */
+/**
+ * Istio's extractRuntimeFlags (pkg/bootstrap/config.go): defaults, FIPS, the strip-fragment
+ * flag, then ProxyConfig runtimeValues.
+ */
 export function runtimeFlags(runtimeValues: Readonly<Record<string, string>> | undefined, compliancePolicy: string, stripFragmentFromPath: boolean): Record<string, RuntimeValue> {
   const flags = dict<RuntimeValue>([
     ['re2.max_program_size.error_level', '32768'],
@@ -98,7 +106,10 @@ function positiveInt(text: string, setting: string): number {
   return n;
 }
 
-/** Spec §6.11 precedence: connectionSettings → proxyMetadata → runtimeValues → unlimited. */
+/**
+ * Istio's precedence (getNodeMetadataOptions in pkg/bootstrap/config.go): connectionSettings →
+ * proxyMetadata → runtimeValues → unlimited.
+ */
 export function globalDownstreamMaxConnections(pc: BootstrapInput['proxyConfig']): number {
   const cs = pc.connectionSettings;
   const limit = cs?.globalDownstreamConnectionLimit ?? cs?.global_downstream_connection_limit;

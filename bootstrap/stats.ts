@@ -1,6 +1,6 @@
 // stats_config (tag extraction, inclusion matcher, histogram buckets) and the stats flush and
-// eviction intervals, from ProxyConfig and the sidecar.istio.io/* pod annotations
-// (spec bootstrap.md §3.8, §6.4, §6.6).
+// eviction intervals, from ProxyConfig and the sidecar.istio.io/* pod annotations (Istio's
+// getStatsOptions in pkg/bootstrap/config.go).
 import { formatProtoDuration, type ProxyConfig } from '../config/index.js';
 import { parseGoDuration } from '../lib/goparse.js';
 import type { HistogramBucketSetting, StatsConfig, StatsTag, StringMatcher } from './envoy-api.js';

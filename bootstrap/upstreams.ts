@@ -1,6 +1,7 @@
 // Clusters and sections for the services Envoy itself talks to outside the mesh: the tracer
 // (zipkin / lightstep / datadog), the metrics service, the access log service and statsd
-// (spec bootstrap.md §6.9 rows 6–8, §6.13–6.15).
+// (Istio's getProxyConfigOptions in pkg/bootstrap/config.go, and the converters of
+// pkg/bootstrap/option/convert.go).
 import { splitHostPort } from '../lib/hostport.js';
 import type { ClientTlsSettings, ProxyConfig, RemoteService } from '../config/index.js';
 import {
@@ -83,8 +84,9 @@ export function istioDownstreamTls(): TransportSocket {
 }
 
 /**
- * ClientTLSSettings → upstream TLS transport socket (spec §6.14), or undefined for no TLS.
- * `sniName` is the default SNI for ISTIO_MUTUAL; ALPN is kept only for HTTP/2 upstreams.
+ * ClientTLSSettings → upstream TLS transport socket (Istio's tlsContextConvert in
+ * pkg/bootstrap/option/convert.go), or undefined for no TLS. `sniName` is the default SNI for
+ * ISTIO_MUTUAL; ALPN is kept only for HTTP/2 upstreams.
  */
 export function upstreamTls(setting: string, tls: ClientTlsSettings | undefined, sniName: string, meta: NodeMetadata, isH2: boolean): TransportSocket | undefined {
   if (!tls) return undefined;

@@ -1,5 +1,6 @@
-// The I/O shell: which bootstrap Envoy gets (spec bootstrap.md §1, §5.1, §7), and writing the
-// generated one atomically to `<configPath>/envoy-rev.json`.
+// The I/O shell: which bootstrap Envoy gets (Istio's Agent.initializeEnvoyAgent in
+// pkg/istio-agent/agent.go, GetEffectiveTemplatePath in pkg/bootstrap/instance.go), and writing
+// the generated one atomically to `<configPath>/envoy-rev.json`.
 //
 // Selection, in Istio's order:
 // 1. ProxyConfig customConfigFile non-empty → Envoy is handed that file; nothing is generated.

@@ -18,7 +18,10 @@ import {
   type YamlParser,
 } from './proxy-config.js';
 
-/** Flags of `pilot-agent proxy` (spec §1.3) with Istio's defaults. */
+/**
+ * Flags of `pilot-agent proxy` with Istio's defaults (addFlags in
+ * pilot/cmd/pilot-agent/app/cmd.go).
+ */
 export interface ProxyFlags {
   domain: string;
   meshConfig: string;
@@ -178,8 +181,9 @@ export function resolveAgentConfig(inputs: ResolveInputs): Resolution {
   if (sp !== undefined) {
     const n = parseGoInt(sp);
     if (n === undefined) {
-      // QUIRK kept: Istio logs and sets 0, which disables the status server. Users who typo this
-      // annotation get exactly what Istio gives them, but the message says so plainly.
+      // Istio quirk, kept: applyAnnotations (pilot/cmd/pilot-agent/config/config.go) logs and
+      // sets 0, which disables the status server. Users who typo this annotation get exactly
+      // what Istio gives them, but the message says so plainly.
       warnings.push(`Invalid annotation ${ANNOTATION_STATUS_PORT}=${sp}: not an integer; the status server is disabled (status port 0)`);
       post.statusPort = 0;
     } else {

@@ -1,6 +1,6 @@
-// Envoy's command line exactly as pilot-agent builds it (spec agent.md §6.3, Istio's
-// pkg/envoy/proxy.go). Pure: the bootstrap path and the already-converted `--config-yaml` text are
-// inputs, so the argv is a function of the configuration alone.
+// Envoy's command line exactly as pilot-agent builds it (args in Istio's pkg/envoy/proxy.go).
+// Pure: the bootstrap path and the already-converted `--config-yaml` text are inputs, so the
+// argv is a function of the configuration alone.
 import { is4In6, is6, parseAddr } from '../lib/netip.js';
 
 export interface EnvoyArgsOptions {

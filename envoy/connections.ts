@@ -1,7 +1,7 @@
-// Counting Envoy's active downstream connections for EXIT_ON_ZERO_ACTIVE_CONNECTIONS (spec
-// agent.md §6.5): the sum of `listener.*.downstream_cx_active` over the listeners that carry
-// application traffic, leaving out Istio's own listeners (health, Prometheus, admin), per-worker
-// duplicates and Envoy internal listeners.
+// Counting Envoy's active downstream connections for EXIT_ON_ZERO_ACTIVE_CONNECTIONS (Istio's
+// activeProxyConnections in pkg/envoy/agent.go): the sum of `listener.*.downstream_cx_active`
+// over the listeners that carry application traffic, leaving out Istio's own listeners (health,
+// Prometheus, admin), per-worker duplicates and Envoy internal listeners.
 
 export interface KnownListenerPorts {
   /** ENVOY_STATUS_PORT (15021) */

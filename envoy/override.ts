@@ -1,7 +1,8 @@
 // ISTIO_BOOTSTRAP_OVERRIDE: a YAML or JSON file that Envoy merges over the bootstrap through
 // `--config-yaml`. Istio substitutes `$(HOST_IP)` (tracer addresses on the node) and hands Envoy
 // compact JSON with sorted keys (Go's YAML→JSON conversion). A file that cannot be read or
-// converted gives one warning naming it, and the flag is left out (spec §6.3 row 13).
+// converted gives one warning naming it, and the flag is left out (Istio's readBootstrapToJSON
+// and args in pkg/envoy/proxy.go).
 import { readFile } from 'node:fs/promises';
 import { AgentError, errorMessage } from '../lib/errors.js';
 

@@ -1,6 +1,7 @@
-// The Envoy child process: exactly one, started once, never restarted (spec agent.md §6.4).
-// stdout/stderr are Envoy's own (inherited), stdin is /dev/null, the working directory is the
-// agent's (Envoy resolves the relative bootstrap and socket paths against it).
+// The Envoy child process: exactly one, started once, never restarted (Istio's
+// pkg/envoy/proxy.go Run). stdout/stderr are Envoy's own (inherited), stdin is /dev/null, the
+// working directory is the agent's (Envoy resolves the relative bootstrap and socket paths
+// against it).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
@@ -60,7 +61,7 @@ export interface EnvoySpawnOptions {
 }
 
 export class EnvoyProcess {
-  /** Resolves once the process is running; the exit is reported on `exited`. */
+  /** Resolves with the exit code or signal once Envoy has exited; never rejects. */
   readonly exited: Promise<EnvoyExit>;
   private exit: EnvoyExit | undefined;
   private readonly killOnAgentExit = () => {

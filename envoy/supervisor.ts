@@ -1,7 +1,7 @@
-// Supervision of the one Envoy process (Istio's pkg/envoy/agent.go, spec agent.md §6.4–§6.5):
-// Envoy exiting on its own is logged and ends the agent; termination drains Envoy's inbound
-// listeners gracefully, waits (a fixed period, or until no connections remain), then kills it.
-// A generated bootstrap is deleted whenever Envoy is gone, however it went.
+// Supervision of the one Envoy process (Istio's pkg/envoy/agent.go): Envoy exiting on its own is
+// logged and ends the agent; termination drains Envoy's inbound listeners gracefully, waits (a
+// fixed period, or until no connections remain), then kills it. A generated bootstrap is deleted
+// whenever Envoy is gone, however it went.
 import { scope } from '../lib/log.js';
 import { formatGoDuration } from '../lib/goparse.js';
 import { activeProxyConnections, drainListeners } from './admin.js';
@@ -58,7 +58,7 @@ export class EnvoySupervisor {
       await runCleanup(o.cleanup);
       this.exit = e;
       if (!this.terminating) {
-        // Envoy ended by itself: Istio logs it and the agent exits (with status 0, spec §1.4).
+        // Envoy ended by itself: Istio logs it and the agent exits (with status 0).
         const err = describeExit(e);
         if (err) {
           if (err === 'signal: killed') log.warn('Envoy may have been out of memory killed. Check memory usage and limits.');

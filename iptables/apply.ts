@@ -1,6 +1,7 @@
-// The applier (Istio's IptablesConfigurator.Run, spec §5): verify what is in the tables, decide,
-// then apply one `iptables-restore --noflush` per family, or clean up. Everything runs through
-// Dependencies, so --dry-run (and the golden tests) take exactly this path with a recorder.
+// The applier (Istio's IptablesConfigurator.Run and executeCommands in
+// tools/istio-iptables/pkg/capture/run.go): verify what is in the tables, decide, then apply one
+// `iptables-restore --noflush` per family, or clean up. Everything runs through Dependencies, so
+// --dry-run (and the golden tests) take exactly this path with a recorder.
 //
 // Beyond Istio: a failed run leaves the tables as they were. Each family's pre-run save output is
 // the snapshot; when a restore fails (or IPv6 fails after IPv4 succeeded), every table the run
@@ -118,8 +119,8 @@ export class Applier {
   }
 
   /**
-   * The final dump (spec §5.5): what `kubectl logs istio-init` shows. Runs after the rule step
-   * whether it succeeded or not; output is only logged.
+   * The final dump (the iptables-save Istio's Run defers): what `kubectl logs istio-init` shows.
+   * Runs after the rule step whether it succeeded or not; output is only logged.
    */
   async finalDump(cfg: CaptureConfig): Promise<void> {
     const backends = [this.v4, cfg.enableIPv6 ? this.v6 : undefined].filter((b): b is Backend => b !== undefined);
@@ -169,7 +170,7 @@ export class Applier {
     return { family, backend, rules, before, state, residue: hasResidue(state) };
   }
 
-  /** Spec §5.3 step 4 for a family with residue: a reason when the state is not equivalent. */
+  /** Istio's VerifyIptablesState for a family with residue: a reason when the state differs. */
   private async delta(f: FamilyRun): Promise<string | undefined> {
     const structural = structuralDelta(f.state, expectedState(f.rules));
     if (structural) return structural;
@@ -251,7 +252,10 @@ export class Applier {
     }
   }
 
-  /** Plan-based cleanup (spec §7.1): the undo list, one command at a time, errors ignored. */
+  /**
+   * Plan-based cleanup (Istio's BuildCleanupV4/V6): the undo list, one command at a time,
+   * errors ignored.
+   */
   private async undo(b: Backend, rules: readonly Rule[]): Promise<void> {
     for (const args of renderUndo(rules)) await this.iptables(b, args);
   }

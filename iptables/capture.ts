@@ -1,5 +1,7 @@
-// CaptureConfig → RuleSet: Istio's capture rules in Istio's exact order (spec §3). Pure; the
-// only failure is a bad CIDR list, reported before anything is applied.
+// CaptureConfig → RuleSet: Istio's capture rules in Istio's exact order
+// (IptablesConfigurator.Run in tools/istio-iptables/pkg/capture/run.go). Pure; the only failure
+// is a bad CIDR list, reported before anything is applied. `QUIRK n` marks one of the Istio
+// quirks numbered in the README's istio-iptables section, and whether it is kept or fixed.
 import { ConfigError, splitList, type CaptureConfig } from './config.js';
 import { formatPrefix, is4, isLoopback, NetipError, parsePrefix } from '../lib/netip.js';
 import { IP_VERSION_SPECIFIC as V, RuleBuilder, type RuleSet } from './ruleset.js';
@@ -32,7 +34,7 @@ interface NetworkRange {
   hasLoopback: boolean;
 }
 
-/** Splits a CIDR list into per-family ranges; `*` is a wildcard for both (spec §1.4). */
+/** Splits a CIDR list into per-family ranges; `*` is a wildcard for both (Istio's SeparateV4V6). */
 export function separateV4V6(list: string): { v4: NetworkRange; v6: NetworkRange } {
   if (list === '*') return { v4: { wildcard: true, cidrs: [], hasLoopback: false }, v6: { wildcard: true, cidrs: [], hasLoopback: false } };
   const v4: NetworkRange = { wildcard: false, cidrs: [], hasLoopback: false };
@@ -54,7 +56,7 @@ export function separateV4V6(list: string): { v4: NetworkRange; v6: NetworkRange
 
 export interface CapturePlan {
   rules: RuleSet;
-  /** DNS capture actually in effect (spec §3.0 step 3). */
+  /** DNS capture actually in effect: redirect-dns with capture-all-dns or a nameserver found. */
   dnsCapture: boolean;
   warnings: string[];
 }
@@ -83,7 +85,8 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
   const E = cfg.inboundTunnelPort;
   const M = cfg.inboundTProxyMark;
 
-  // §3.1 interface short-circuits, drop-invalid
+  // Interface short-circuits (Istio's shortCircuitExcludeInterfaces and
+  // shortCircuitKubeInternalInterface), drop-invalid
   for (const ifc of excludeIfs) {
     b.append(PREROUTING, NAT, '-i', ifc, '-j', 'RETURN');
     b.append(OUTPUT, NAT, '-o', ifc, '-j', 'RETURN');
@@ -102,12 +105,12 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
     b.append(ISTIO_DROP, MANGLE, '-j', 'DROP');
   }
 
-  // §3.2 common nat chains. QUIRK 5 (kept): ISTIO_INBOUND always exists with the tunnel RETURN.
+  // Common nat chains. QUIRK 5 (kept): ISTIO_INBOUND always exists with the tunnel RETURN.
   b.append(ISTIO_INBOUND, NAT, '-p', 'tcp', '--dport', E, '-j', 'RETURN');
   b.append(ISTIO_REDIRECT, NAT, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', cfg.proxyPort);
   b.append(ISTIO_IN_REDIRECT, NAT, '-p', 'tcp', '-j', 'REDIRECT', '--to-ports', cfg.inboundCapturePort);
 
-  // §3.3 inbound
+  // Inbound (Istio's handleInboundPortsInclude)
   if (cfg.inboundPortsInclude !== '') {
     const table = tproxy ? MANGLE : NAT;
     if (tproxy) {
@@ -136,7 +139,7 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
     }
   }
 
-  // §3.4 outbound jump, port exclusions (TCP and UDP), inbound passthrough source
+  // Outbound jump, port exclusions (TCP and UDP), inbound passthrough source
   b.append(OUTPUT, NAT, '-j', ISTIO_OUTPUT);
   for (const port of splitList(cfg.outboundPortsExclude)) {
     b.append(ISTIO_OUTPUT, NAT, '-p', 'tcp', '--dport', port, '-j', 'RETURN');
@@ -144,7 +147,7 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
   }
   b.appendVersioned(INBOUND_PASSTHROUGH_V4, INBOUND_PASSTHROUGH_V6, ISTIO_OUTPUT, NAT, '-o', 'lo', '-s', V, '-j', 'RETURN');
 
-  // §3.5 proxy UIDs then GIDs. QUIRK 9 (kept): "loopback included" is one flag for both families.
+  // Proxy UIDs then GIDs. QUIRK 9 (kept): "loopback included" is one flag for both families.
   const loopbackIncluded = include.v4.hasLoopback || include.v6.hasLoopback;
   const ownerRules = (match: '--uid-owner' | '--gid-owner', id: string, multiportDns: boolean) => {
     if (multiportDns) {
@@ -163,7 +166,7 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
   // and changing it would change which loopback traffic of the proxy group is captured.
   for (const gid of gids) ownerRules('--gid-owner', gid, false);
 
-  // §3.6 owner groups
+  // Owner groups (Istio's handleCaptureByOwnerGroup)
   if (cfg.ownerGroupsInclude === '*') {
     for (const g of splitList(cfg.ownerGroupsExclude)) b.append(ISTIO_OUTPUT, NAT, '-m', 'owner', '--gid-owner', g, '-j', 'RETURN');
   } else {
@@ -173,7 +176,7 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
     b.append(ISTIO_OUTPUT, NAT, ...params, '-j', 'RETURN');
   }
 
-  // §3.6 DNS
+  // DNS (Istio's SetupDNSRedir and addDNSConntrackZones)
   if (dns) {
     const all = cfg.captureAllDns;
     b.append(OUTPUT, RAW, '-j', ISTIO_OUTPUT_DNS);
@@ -218,7 +221,8 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
     }
   }
 
-  // §3.6 local and excluded destinations, included ports, included CIDRs
+  // Local and excluded destinations, included ports (handleOutboundPortsInclude), included CIDRs
+  // (handleOutboundIncludeRules)
   b.appendVersioned(loop4, LOOPBACK_V6, ISTIO_OUTPUT, NAT, '-d', V, '-j', 'RETURN');
   for (const c of exclude.v4.cidrs) b.appendV4(ISTIO_OUTPUT, NAT, '-d', c, '-j', 'RETURN');
   for (const c of exclude.v6.cidrs) b.appendV6(ISTIO_OUTPUT, NAT, '-d', c, '-j', 'RETURN');
@@ -237,7 +241,7 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
   includeRules(include.v4, 'appendV4', 'insertV4');
   includeRules(include.v6, 'appendV6', 'insertV6');
 
-  // §3.7 TPROXY extras (even without inbound ports)
+  // TPROXY extras (even without inbound ports)
   if (tproxy) {
     b.append(PREROUTING, MANGLE, '-p', 'tcp', '-m', 'mark', '--mark', M, '-j', 'CONNMARK', '--save-mark');
     b.append(OUTPUT, MANGLE, '-p', 'tcp', '-o', 'lo', '-m', 'mark', '--mark', M, '-j', 'RETURN');

@@ -1,5 +1,6 @@
 // CaptureConfig: everything the rule builder needs, resolved from flags, environment and the
-// machine (interface addresses, resolv.conf, the passwd entry of ENVOY_USER) as spec §1.5 says.
+// machine (interface addresses, resolv.conf, the passwd entry of ENVOY_USER) as Istio's
+// FillConfigFromEnvironment and Validate (tools/common/config/config.go) do.
 // resolveCaptureConfig() is pure: the machine is passed in, so tests inject what Istio's own
 // tests inject (EnableIPv6, DNS servers).
 import type { EnvSource } from '../lib/env.js';
@@ -34,7 +35,7 @@ export interface CaptureConfig {
   redirectDns: boolean;
   captureAllDns: boolean;
   dropInvalid: boolean;
-  /** Derived from the pod's addresses (spec §1.5 step 4). */
+  /** Derived from the pod's addresses (detectHostIp). */
   enableIPv6: boolean;
   /** The address that decided the family; the validator dials in its family. */
   hostIp: string;
@@ -69,11 +70,11 @@ export function splitList(s: string): string[] {
 const MAX_OWNER_GROUPS = 64;
 
 function envString(env: EnvSource, name: 'ISTIO_OUTBOUND_OWNER_GROUPS' | 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE' | 'ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR' | 'ENVOY_USER'): string {
-  // Set-but-empty counts as the empty value, not the default (spec §1.2).
+  // Set-but-empty counts as the empty value, not the default, as in Istio's pkg/env.
   return env[name] ?? iptablesEnv[name].default;
 }
 
-/** Spec §1.5 step 4: which address decides the family, and whether IPv6 rules are wanted. */
+/** Istio's getLocalIP: which address decides the family, and whether IPv6 rules are wanted. */
 export function detectHostIp(addresses: readonly string[], dualStack: boolean): { hostIp: string; enableIPv6: boolean } {
   let first: Addr | undefined;
   let v6: Addr | undefined;
@@ -96,7 +97,7 @@ export function detectHostIp(addresses: readonly string[], dualStack: boolean): 
   return { hostIp: formatAddr(first), enableIPv6: dualStack ? v6 !== undefined : !is4(first) };
 }
 
-/** Spec §1.5 step 5: resolv.conf servers split by family, canonical text, unparsable ones dropped. */
+/** resolv.conf servers split by family (as Istio does), canonical text, unparsable ones dropped. */
 export function splitDnsServers(servers: readonly string[]): { v4: string[]; v6: string[] } {
   const v4: string[] = [];
   const v6: string[] = [];
@@ -124,8 +125,9 @@ function validateLoopbackCidr(cidr: string): void {
 }
 
 /**
- * Flags + env + machine → CaptureConfig (spec §1.5). Throws ConfigError (exit 1) for what Istio
- * rejects, and for an interception mode other than REDIRECT/TPROXY (see README: QUIRK 3).
+ * Flags + env + machine → CaptureConfig (Istio's FillConfigFromEnvironment and Validate). Throws
+ * ConfigError (exit 1) for what Istio rejects, and for an interception mode other than
+ * REDIRECT/TPROXY (see README: QUIRK 3).
  */
 export function resolveCaptureConfig(flags: IptablesFlags, env: EnvSource, machine: Machine): CaptureConfig {
   const ownerGroupsInclude = envString(env, 'ISTIO_OUTBOUND_OWNER_GROUPS');

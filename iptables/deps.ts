@@ -1,7 +1,7 @@
-// The dependencies layer (Istio's dependencies package): the only place that runs programs, and
-// the choice of which iptables binaries to run. RealDependencies spawns them; DryRunRecorder runs
-// nothing and records every call exactly as Istio's stub does (spec §6), which is what --dry-run
-// prints and the golden tests compare.
+// The dependencies layer (Istio's tools/istio-iptables/pkg/dependencies): the only place that
+// runs programs, and the choice of which iptables binaries to run. RealDependencies spawns them;
+// DryRunRecorder runs nothing and records every call exactly as Istio's stub (stub.go) does,
+// which is what --dry-run prints and the golden tests compare.
 import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Family } from './ruleset.js';
@@ -90,9 +90,10 @@ export class DryRunRecorder implements Dependencies {
 }
 
 // --- Backend detection ---
-// Which iptables binaries to use per family, legacy or nft (spec §5.1). Istio's rule: legacy when
-// it already holds rules, else nft, else plain `iptables`. Its probe (append and delete a rule in
-// nat INPUT) is not needed for that decision and leaves the legacy nat table behind, which makes
+// Which iptables binaries to use per family, legacy or nft (Istio's DetectIptablesVersion in
+// tools/istio-iptables/pkg/dependencies/implementation.go). Istio's rule: legacy when it already
+// holds rules, else nft, else plain `iptables`. Its probe (append and delete a rule in nat
+// INPUT) is not needed for that decision and leaves the legacy nat table behind, which makes
 // the next run in the same namespace pick legacy (QUIRK 12, fixed here: see README). Instead, the
 // `-save` run of each candidate is the probe, and its output is reused as the state snapshot; the
 // legacy save is skipped when /proc shows no legacy table. Detection changes nothing, and costs

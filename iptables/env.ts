@@ -1,7 +1,7 @@
 // Every environment variable istio-iptables reads, declared once. Most mirror a flag (the long
 // name upper-cased, `-` → `_`) and set that flag's default; three are aliases read after them;
-// five have no flag at all. Values are parsed in flags.ts with pflag's rules (spec §1.3); the
-// README table is generated from here.
+// five have no flag at all. Values are parsed in flags.ts with pflag's rules; the README table
+// is generated from here.
 import { bool, duration, int, str } from '../lib/env.js';
 
 const CAPTURE = 'istio-iptables: capture (each sets the default of the flag of the same name)';

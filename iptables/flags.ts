@@ -1,9 +1,9 @@
-// The istio-iptables command line with cobra/pflag semantics (spec §1.1, §1.3): short flags take
-// the next argument (or `-pVALUE`, `-p=VALUE`), long flags `--name=value` or `--name value`,
-// bool flags only `--flag` or `--flag=<bool>`, unknown flags are errors, positional arguments are
-// ignored. Each flag's default comes from its environment variable (parsed the way pflag parses
-// the flag, errors swallowed into pflag's fallback value), then the alias variable, then the
-// command line.
+// The istio-iptables command line with cobra/pflag semantics (Istio's bindCmdlineFlags in
+// tools/istio-iptables/pkg/cmd/root.go): short flags take the next argument (or `-pVALUE`,
+// `-p=VALUE`), long flags `--name=value` or `--name value`, bool flags only `--flag` or
+// `--flag=<bool>`, unknown flags are errors, positional arguments are ignored. Each flag's
+// default comes from its environment variable (parsed the way pflag parses the flag, errors
+// swallowed into pflag's fallback value), then the alias variable, then the command line.
 import type { EnvSource } from '../lib/env.js';
 import { parseGoBool, parseGoDuration } from '../lib/goparse.js';
 import type { LogOptions } from '../lib/log.js';

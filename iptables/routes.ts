@@ -1,7 +1,8 @@
-// Addresses and policy routing next to the rules (spec §5.6): the `::6` inbound-passthrough source
-// on lo when IPv6 is on, and for TPROXY the "fwmark → table R" rule with a local default route.
-// Unlike Istio, a re-run does not stack duplicate policy rules, and --cleanup-only removes the
-// TPROXY rule and route instead of adding them (see README).
+// Addresses and policy routing next to the rules (Istio's ConfigureRoutes in
+// tools/common/tproxy/run_linux.go): the `::6` inbound-passthrough source on lo when IPv6 is on,
+// and for TPROXY the "fwmark → table R" rule with a local default route. Unlike Istio, a re-run
+// does not stack duplicate policy rules, and --cleanup-only removes the TPROXY rule and route
+// instead of adding them (see README).
 import type { CaptureConfig } from './config.js';
 import { readFileSync } from 'node:fs';
 import type { Dependencies } from './deps.js';

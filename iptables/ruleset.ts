@@ -1,6 +1,7 @@
 // The rule builder (Istio's IptablesRuleBuilder): it only collects rules, per address family, in
 // generation order, and renders them. Nothing here runs a command, so the capture logic and the
-// renderers are tested rule for rule against Istio's goldens (spec §3 preamble, §4).
+// renderers are tested rule for rule against Istio's goldens
+// (tools/istio-iptables/pkg/builder/iptables_builder_impl.go and its testdata).
 
 export type Family = 'v4' | 'v6';
 
@@ -77,7 +78,7 @@ export function payloadTables(rules: readonly Rule[]): string[] {
   return [...new Set(rules.map((r) => r.table))].sort();
 }
 
-/** Spec §4.1: the iptables-restore payload of one family ('' when there are no rules). */
+/** Istio's buildRestore: the iptables-restore payload of a family ('' when there are no rules). */
 export function renderRestore(rules: readonly Rule[]): string {
   const buckets = new Map<string, string[]>([
     ['filter', []],
@@ -116,7 +117,7 @@ export function renderRestore(rules: readonly Rule[]): string {
   return out;
 }
 
-/** Spec §4.2: `-t T -N C` for each new chain, then `-t T <args>` per rule (the builder goldens). */
+/** Istio's buildRules: `-t T -N C` per new chain, then `-t T <args>` per rule (the goldens). */
 export function renderCommands(rules: readonly Rule[]): string[][] {
   const out: string[][] = [];
   const seen = new Set<string>();
@@ -130,7 +131,7 @@ export function renderCommands(rules: readonly Rule[]): string[][] {
   return out;
 }
 
-/** `-A`/`-I n` → `-C`: the existence checks of state verification (spec §4.2, §5.3). */
+/** `-A`/`-I n` → `-C`: the existence checks of state verification (Istio's buildCheckRules). */
 export function renderChecks(rules: readonly Rule[]): string[][] {
   return rules.map((r) => ['-t', r.table, ...toVerb(r.params, '-C')]);
 }
@@ -149,8 +150,9 @@ function jumpsToIstio(params: readonly string[]): boolean {
 }
 
 /**
- * Spec §4.2 "undo" list (plan-based cleanup): deletes of the planned rules outside ISTIO_
- * chains and of every jump into one, newest first, then flush + delete of each planned chain.
+ * Istio's "undo" list (UndoRules in tools/istio-iptables/pkg/builder/helper.go; plan-based
+ * cleanup): deletes of the planned rules outside ISTIO_ chains and of every jump into one,
+ * newest first, then flush + delete of each planned chain.
  */
 export function renderUndo(rules: readonly Rule[]): string[][] {
   const reversed = [...rules].reverse();

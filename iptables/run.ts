@@ -1,6 +1,7 @@
-// One istio-iptables run (spec §1.6): parse, resolve, build, apply or record, routes, validation.
-// Everything outside (env, machine) is passed in, so the CLI and the conformance tests run this
-// same function.
+// One istio-iptables run (Istio's GetCommand and ProgramIptables in
+// tools/istio-iptables/pkg/cmd/root.go): parse, resolve, build, apply or record, routes,
+// validation. Everything outside (env, machine) is passed in, so the CLI and the conformance
+// tests run this same function.
 //
 // Start-up order matters for an init container: the first reads of the tables (backend
 // detection, which is also the state snapshot) are spawned as soon as the configuration is known,

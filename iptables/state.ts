@@ -1,5 +1,7 @@
-// What is already in the tables (spec §5.3): iptables-save text → table → chain → rule lines,
-// and the comparison with the planned rules. Pure; the -C checks are run by the caller.
+// What is already in the tables (Istio's GetStateFromSave in the rule builder and
+// VerifyIptablesState in tools/istio-iptables/pkg/capture/helper.go): iptables-save text →
+// table → chain → rule lines, and the comparison with the planned rules. Pure; the -C checks
+// are run by the caller.
 import type { Rule } from './ruleset.js';
 
 export type TableState = Map<string, string[]>;
@@ -69,8 +71,9 @@ function isEmpty(state: SaveState): boolean {
 }
 
 /**
- * Spec §5.3 step 4 (i)–(iii): structural differences. Returns a reason, or undefined when the
- * remaining question is only whether every planned rule passes `-C` (iv).
+ * The structural checks of Istio's VerifyIptablesState: a planned chain missing, an ISTIO_* chain
+ * with a different number of rules, an ISTIO_* chain that is not planned. Returns a reason, or
+ * undefined when the remaining question is only whether every planned rule passes `-C`.
  */
 export function structuralDelta(current: SaveState, expected: SaveState): string | undefined {
   if (!hasResidue(current)) return isEmpty(expected) ? undefined : 'no existing rules';

@@ -1,6 +1,7 @@
-// --run-validation (the istio-validation init container, spec §8): listen where Envoy will
-// (127.0.0.1 on -p and -z), dial 127.0.0.6:<probe port> as the proxy user, and pass when the
-// connection is redirected to a listener with its original destination intact.
+// --run-validation (the istio-validation init container; Istio's
+// tools/istio-iptables/pkg/validation/validator.go): listen where Envoy will (127.0.0.1 on -p
+// and -z), dial 127.0.0.6:<probe port> as the proxy user, and pass when the connection is
+// redirected to a listener with its original destination intact.
 //
 // Istio reads the original destination with getsockopt(SO_ORIGINAL_DST), which Node cannot call.
 // The validator is both the client and the server, so it reads it from the other end instead: a
@@ -13,7 +14,7 @@ import type { Scope } from '../lib/log.js';
 import { errorMessage } from '../lib/errors.js';
 
 export interface ValidationOptions {
-  /** HostIP of spec §1.5: IPv6 selects [::1] listeners and the [::6] target. */
+  /** The family of CaptureConfig.hostIp: IPv6 selects [::1] listeners and the [::6] target. */
   ipv6: boolean;
   proxyPort: string;
   inboundCapturePort: string;

@@ -1,5 +1,6 @@
-// The `pilot-agent` command tree (Istio's cobra tree, spec §1) on commander. Exit codes as
-// Istio: 255 for any command error, 1 for a fatal log, 0 for a clean proxy shutdown.
+// The `pilot-agent` command tree (Istio's cobra tree, pilot/cmd/pilot-agent/app/cmd.go) on
+// commander. Exit codes as Istio: 255 for any command error, 1 for a fatal log, 0 for a clean
+// proxy shutdown.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseGoInt } from '../../lib/goparse.js';
 import { configureLogging, FatalError, LogConfigError, scope, type LogOptions } from '../../lib/log.js';

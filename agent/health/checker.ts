@@ -1,7 +1,8 @@
-// The workload health checker of VM auto-registration (spec agent.md §10.4): ProxyConfig
-// `readinessProbe` (from the WorkloadGroup's `probe`) is run against the application, after
-// Envoy's own readiness, on a schedule with consecutive-count thresholds. Only state changes are
-// reported — the XDS proxy turns each into a HealthInformation request to istiod.
+// The workload health checker of VM auto-registration (Istio's
+// pkg/istio-agent/health/health_check.go, WorkloadHealthChecker): ProxyConfig `readinessProbe`
+// (from the WorkloadGroup's `probe`) is run against the application, after Envoy's own
+// readiness, on a schedule with consecutive-count thresholds. Only state changes are reported —
+// the XDS proxy turns each into a HealthInformation request to istiod.
 import { scope } from '../../lib/log.js';
 import { ProbeError } from './probe-error.js';
 import { AgentError, errorMessage } from '../../lib/errors.js';
@@ -116,7 +117,7 @@ export function workloadProbeConfig(raw: Json, d: ProbeTargetDefaults): Workload
 }
 
 export interface HealthCheckerDeps {
-  /** Envoy's readiness (spec §7.2.1 without the shutdown check); absent without Envoy */
+  /** Envoy's readiness (as /healthz/ready, without the shutdown check); absent without Envoy */
   envoyProbe?: ReadinessCheck;
   /** source address of HTTP probes: 127.0.0.6, or ::6 for IPv6 proxies */
   localAddress?: string;

@@ -1,9 +1,10 @@
 // The probe primitives both users share: the status server's rewritten Kubernetes probes
-// (`/app-health/...`, spec agent.md §7.4) and the VM workload health checker (§10.4). One
-// implementation of each kind — HTTP(S) GET with Kubernetes' redirect rules and HTTP/2 over ALPN,
-// TCP connect, gRPC health check, exec — so both behave alike. Everything is built on Node's own
-// http/https/http2/net/tls modules: they are loaded anyway, and they let a probe bind its source
-// address (127.0.0.6 / ::6, so the capture rules let it through), which gRPC-js cannot.
+// (`/app-health/...`, Istio's pilot/cmd/pilot-agent/status/server.go) and the VM workload health
+// checker (pkg/istio-agent/health/health_probers.go). One implementation of each kind — HTTP(S)
+// GET with Kubernetes' redirect rules and HTTP/2 over ALPN, TCP connect, gRPC health check, exec
+// — so both behave alike. Everything is built on Node's own http/https/http2/net/tls modules:
+// they are loaded anyway, and they let a probe bind its source address (127.0.0.6 / ::6, so the
+// capture rules let it through), which gRPC-js cannot.
 import { spawn } from 'node:child_process';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { request as httpRequest, type Agent } from 'node:http';

@@ -134,8 +134,9 @@ export class LongTimer {
 }
 
 /**
- * Istio's rotation delay (security spec §2.6): rotate when `ratio` (± a random jitter up to
- * `jitter`) of the lifetime is left, never before now. `lifetime = expire − created`.
+ * Istio's rotation delay (rotateTime in security/pkg/nodeagent/cache/secretcache.go): rotate
+ * when `ratio` (± a random jitter up to `jitter`) of the lifetime is left, never before now.
+ * `lifetime = expire − created`.
  */
 export function rotationDelay(item: { createdTime: number; expireTime: number }, ratio: number, jitter: number, now: number, rand: () => number = Math.random): number {
   const lifetime = item.expireTime - item.createdTime;

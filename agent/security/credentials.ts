@@ -36,9 +36,10 @@ export interface CaRootInputs {
 }
 
 /**
- * The root file for the CA connection (security spec §3.3), first match wins: CA_ROOT_CA=SYSTEM,
- * CA_ROOT_CA, PILOT_CERT_PROVIDER=custom → ./etc/certs/root-cert.pem, PROV_CERT/root-cert.pem
- * (chosen without an existence check), PILOT_CERT_PROVIDER=none → error, else the ConfigMap root.
+ * The root file for the CA connection (Istio's Agent.FindRootCAForCA in
+ * pkg/istio-agent/agent.go), first match wins: CA_ROOT_CA=SYSTEM, CA_ROOT_CA,
+ * PILOT_CERT_PROVIDER=custom → ./etc/certs/root-cert.pem, PROV_CERT/root-cert.pem (chosen
+ * without an existence check), PILOT_CERT_PROVIDER=none → error, else the ConfigMap root.
  */
 export function caRootCertSource(env: CaRootInputs): RootCertSource {
   if (env.CA_ROOT_CA === 'SYSTEM') return { kind: 'system', via: 'CA_ROOT_CA' };
@@ -57,10 +58,11 @@ export interface XdsRootInputs {
 }
 
 /**
- * The root file for the XDS connection (agent spec §10.2): XDS_ROOT_CA=SYSTEM, XDS_ROOT_CA,
- * ./etc/certs/root-cert.pem if it exists, PROV_CERT/root-cert.pem, with FILE_MOUNTED_CERTS the
- * proxyMetadata ISTIO_META_TLS_CLIENT_ROOT_CERT, PILOT_CERT_PROVIDER=none → error, else the
- * ConfigMap root. `proxyMetadata` is ProxyConfig.proxyMetadata (not the environment).
+ * The root file for the XDS connection (Istio's Agent.FindRootCAForXDS in
+ * pkg/istio-agent/agent.go): XDS_ROOT_CA=SYSTEM, XDS_ROOT_CA, ./etc/certs/root-cert.pem if it
+ * exists, PROV_CERT/root-cert.pem, with FILE_MOUNTED_CERTS the proxyMetadata
+ * ISTIO_META_TLS_CLIENT_ROOT_CERT, PILOT_CERT_PROVIDER=none → error, else the ConfigMap root.
+ * `proxyMetadata` is ProxyConfig.proxyMetadata (not the environment).
  */
 export function xdsRootCertSource(env: XdsRootInputs, proxyMetadata: Readonly<Record<string, string>>, fileExists: (p: string) => boolean): RootCertSource {
   if (env.XDS_ROOT_CA === 'SYSTEM') return { kind: 'system', via: 'XDS_ROOT_CA' };

@@ -1,6 +1,7 @@
 // The SDS server Envoy's `sds-grpc` cluster talks to: SecretDiscoveryService on a unix socket
-// (security spec §1). StreamSecrets only (Delta/Fetch answer UNIMPLEMENTED), one SdsConnection
-// per stream, pushes fanned out to every stream and sent only where the name is watched.
+// (Istio's security/pkg/nodeagent/sds/server.go and sdsservice.go). StreamSecrets only
+// (Delta/Fetch answer UNIMPLEMENTED), one SdsConnection per stream, pushes fanned out to every
+// stream and sent only where the name is watched.
 import { existsSync } from 'node:fs';
 import type * as grpcTypes from '@grpc/grpc-js';
 import { scope } from '../../lib/log.js';
@@ -39,7 +40,7 @@ export interface SdsMetrics {
   pushes: number;
 }
 
-/** Builds the Envoy Secret for an item (security spec §1.4). */
+/** Builds the Envoy Secret for an item (Istio's toEnvoySecret in sdsservice.go). */
 export function toEnvoySecret(item: SecretItem, crlPath?: string): Record<string, unknown> {
   if (item.certificateChain !== undefined && item.privateKey !== undefined) {
     return {

@@ -1,6 +1,7 @@
-// One SDS stream's state machine (security spec §1.5–1.7), free of gRPC so it can be driven
-// directly: requests and pushes go in, responses or a terminal error come out. Each stream has
-// a single loop; a waiting request is taken before a waiting push, and a push is never starved
+// One SDS stream's state machine (Istio's shared xDS stream loop in pkg/xds/server.go, with the
+// SDS Context of security/pkg/nodeagent/sds/sdsservice.go), free of gRPC so it can be driven
+// directly: requests and pushes go in, responses or a terminal error come out. Each stream has a
+// single loop; a waiting request is taken before a waiting push, and a push is never starved
 // (the loop drains both queues in turn).
 import { randomUUID } from 'node:crypto';
 import type { DiscoveryRequest } from './protos.js';

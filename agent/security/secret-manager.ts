@@ -82,7 +82,7 @@ interface WorkloadItem extends SecretItem {
   rootCert: string;
 }
 
-/** The counters Istio exports under istio_agent_* (security spec §5). */
+/** The counters Istio exports under istio_agent_* (security/pkg/nodeagent/cache/monitoring.go). */
 export interface SecretManagerMetrics {
   outgoingLatencyMs: number;
   outgoingRequests: number;
@@ -149,7 +149,7 @@ export class SecretManager {
     return this.rotationTimer.scheduledAt;
   }
 
-  /** The secret for an SDS resource name (Istio's GenerateSecret, security spec §2.4). */
+  /** The secret for an SDS resource name (Istio's SecretManagerClient.GenerateSecret). */
   async generateSecret(name: string): Promise<SecretItem> {
     if (this.stopped.signal.aborted) throw new SecretError('secret manager is closed');
     const file = this.fileSource(name);
@@ -351,7 +351,7 @@ export class SecretManager {
     }
   }
 
-  // ---- file-based secrets (security spec §2.8) ----
+  // ---- file-based secrets (Istio's generateFileSecret and its file watches) ----
 
   private fileSource(name: string): FileSource | undefined {
     const f = this.o.certFiles;

@@ -1,9 +1,11 @@
-// The agent's certificate subsystem, in Istio's start order (agent spec §5, steps 3 and 7b/7c):
-// security options (bad ones fail start-up), the SDS socket decision, the secret manager with
-// its CA client (istiod, or the embedded local CA with CA_PROVIDER=local), then the SDS server
-// on ./var/run/secrets/workload-spiffe-uds/socket with a background pre-warm of `default` and
-// `ROOTCA` (which also writes OUTPUT_CERTS). With DISABLE_ENVOY there is no SDS server: a
-// background loop fetches `default` then `ROOTCA` and refetches on every update.
+// The agent's certificate subsystem, in Istio's start order (NewSecurityOptions in
+// pilot/cmd/pilot-agent/options/security.go, then Agent.Run and initSdsServer in
+// pkg/istio-agent/agent.go): security options (bad ones fail start-up), the SDS socket decision,
+// the secret manager with its CA client (istiod, or the embedded local CA with
+// CA_PROVIDER=local), then the SDS server on ./var/run/secrets/workload-spiffe-uds/socket with a
+// background pre-warm of `default` and `ROOTCA` (which also writes OUTPUT_CERTS). With
+// DISABLE_ENVOY there is no SDS server: a background loop fetches `default` then `ROOTCA` and
+// refetches on every update.
 import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { AgentError, errorMessage } from '../../lib/errors.js';
@@ -58,7 +60,7 @@ export class SdsSubsystem implements Subsystem {
     return this.late.done;
   }
 
-  /** Validates the security options now (agent spec §5 step 3): bad ones fail start-up. */
+  /** Validates the security options now (as Istio's NewSecurityOptions): bad ones fail start-up. */
   constructor(
     private readonly config: AgentConfig,
     private readonly deps: SdsSubsystemDeps = {},
@@ -184,7 +186,7 @@ export class SdsSubsystem implements Subsystem {
     await this.late.ready();
   }
 
-  /** Step 7b: is someone else (SPIRE) serving the workload socket? */
+  /** Is someone else (SPIRE) serving the workload socket? (Istio's checkSocket in Agent.Run) */
   private async decideSocket(): Promise<void> {
     const o = this.options;
     const path = o.workloadSocketPath;
@@ -206,7 +208,7 @@ export class SdsSubsystem implements Subsystem {
     }
   }
 
-  /** Step 7c checks Istio fails start-up for: an unregistered CA_PROVIDER, a missing CA root. */
+  /** What Istio fails start-up for (createCAClient): unknown CA_PROVIDER, missing CA root. */
   private async checkCaConfig(): Promise<void> {
     const ca = this.options.ca;
     if (ca.provider === 'local') return;
@@ -234,7 +236,7 @@ export class SdsSubsystem implements Subsystem {
     log.info(`Using CA ${ca.address} cert with certs: ${root.path}`);
   }
 
-  /** Step 7c: the CA client for CA_PROVIDER (checked by checkCaConfig first). */
+  /** The CA client for CA_PROVIDER (checked by checkCaConfig first). */
   private async createCaClient(): Promise<CaClient> {
     const ca = this.options.ca;
     if (ca.provider === 'local') {
@@ -285,8 +287,8 @@ export class SdsSubsystem implements Subsystem {
   }
 
   /**
-   * Istio's istio_agent_* security metrics (security spec §5), named without the prefix, for the
-   * status server's /stats/prometheus. Undefined values are not exported yet.
+   * Istio's istio_agent_* security metrics (security/pkg/nodeagent/cache/monitoring.go), named
+   * without the prefix, for the status server's /stats/prometheus. Undefined values are left out.
    */
   metrics(): Record<string, number | undefined> {
     const sm = this.secretManager;

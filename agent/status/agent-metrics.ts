@@ -1,7 +1,8 @@
-// The agent's own metrics, the first part of every merged scrape (spec agent.md §7.5): Istio's
-// `istio_agent_*` names. prom-client keeps the process/runtime collectors and the scrape
-// counters; it is imported on the first scrape, never on the way to Envoy's exec. Other
-// subsystems' values are pulled at scrape time from MetricsSources.
+// The agent's own metrics, the first part of every merged scrape (Istio's handleStats in
+// pilot/cmd/pilot-agent/status/server.go), with Istio's `istio_agent_*` names
+// (pilot/cmd/pilot-agent/metrics/metrics.go). prom-client keeps the process/runtime collectors
+// and the scrape counters; it is imported on the first scrape, never on the way to Envoy's exec.
+// Other subsystems' values are pulled at scrape time from MetricsSources.
 
 /**
  * A subsystem that exposes Istio's istio_agent_* metrics. `metrics()` is called at every scrape
@@ -22,7 +23,10 @@ export interface SourceMetricInfo {
   labels?: Record<string, string>;
 }
 
-/** Istio's names and shapes for the values subsystems report (security spec §5, agent spec §7.5). */
+/**
+ * Istio's names and shapes for the values subsystems report
+ * (security/pkg/nodeagent/cache/monitoring.go, pkg/istio-agent/metrics/metrics.go).
+ */
 export const KNOWN_SOURCE_METRICS: Readonly<Record<string, SourceMetricInfo>> = {
   cert_expiry_seconds: { type: 'gauge', help: 'The time remaining, in seconds, before the certificate chain will expire. A negative value indicates the cert is expired.', labels: { resource_name: 'default' } },
   outgoing_latency: { type: 'counter', help: 'The latency of outgoing requests (e.g. to a token exchange server, CA, etc.) in milliseconds.', labels: { request_type: 'csr' } },

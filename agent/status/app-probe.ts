@@ -1,8 +1,9 @@
-// `/app-health/<container>/<kind>` and `/app-lifecycle/...` (spec agent.md §7.4): the injector
-// rewrote the pod's probes to the status port, and the agent sends each to the application from
-// 127.0.0.6 (::6), which the capture rules let through to the app instead of into Envoy. Only
-// the configured probes exist (no open proxy): the destination is always the pod's own address
-// and the port the one the injector wrote.
+// `/app-health/<container>/<kind>` and `/app-lifecycle/...` (Istio's handleAppProbe in
+// pilot/cmd/pilot-agent/status/server.go): the injector rewrote the pod's probes to the status
+// port, and the agent sends each to the application from 127.0.0.6 (::6), which the capture
+// rules let through to the app instead of into Envoy. Only the configured probes exist (no open
+// proxy): the destination is always the pod's own address and the port the one the injector
+// wrote.
 import { Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { joinHostPort, splitHostPort } from '../../lib/hostport.js';
 import { scope } from '../../lib/log.js';
@@ -123,8 +124,8 @@ export class AppProbeHandler {
   }
 
   async #grpc(p: Probers, req: IncomingMessage, res: ServerResponse, prober: Extract<AppProber, { kind: 'grpc' }>): Promise<void> {
-    // Deviation (Istio QUIRK, spec §7.4): a missing timeoutSeconds is Kubernetes' default of 1 s
-    // instead of a deadline that has already passed (which makes every such probe fail).
+    // Deviation from Istio (handleAppProbeGRPC): a missing timeoutSeconds is Kubernetes' default
+    // of 1 s instead of a deadline that has already passed (which makes every such probe fail).
     const timeoutMs = (prober.timeoutSeconds > 0 ? prober.timeoutSeconds : 1) * 1000;
     try {
       const status = await p.grpcHealthProbe(this.s.destination, prober.port, {

@@ -1,7 +1,8 @@
-// ISTIO_KUBE_APP_PROBERS (spec agent.md §7.4): the injector's JSON of the pod's rewritten
-// Kubernetes probes, `{"/app-health/<container>/<kind>": Prober}`. Decoded the way Go's
-// encoding/json decodes Istio's struct — field names case-insensitive (`gRPC`), unknown fields
-// ignored, wrong JSON types are decode errors — then validated as Istio does. Pure.
+// ISTIO_KUBE_APP_PROBERS (Istio's NewServer and validateAppKubeProber in
+// pilot/cmd/pilot-agent/status/server.go): the injector's JSON of the pod's rewritten Kubernetes
+// probes, `{"/app-health/<container>/<kind>": Prober}`. Decoded the way Go's encoding/json
+// decodes Istio's struct — field names case-insensitive (`gRPC`), unknown fields ignored, wrong
+// JSON types are decode errors — then validated as Istio does. Pure.
 import { AgentError } from '../../lib/errors.js';
 
 export const APP_PROBER_PATTERN = /^\/(app-health|app-lifecycle)\/[^/]+\/(livez|readyz|startupz|prestopz|poststartz)$/;

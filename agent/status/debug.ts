@@ -1,7 +1,7 @@
-// `/debug/pprof/*` (with --profiling, the default) and `/debug/ndsz`, loopback only (spec agent.md
-// §7.1). Go's pprof has no Node equivalent; the same paths serve what Node can give: the command
-// line, a V8 CPU profile (`profile?seconds=N`, Chrome DevTools `.cpuprofile` JSON) and a V8 heap
-// snapshot (`heap`). Go-only profiles answer 501.
+// `/debug/pprof/*` (with --profiling, the default) and `/debug/ndsz`, loopback only (Istio's
+// pilot/cmd/pilot-agent/status/server.go). Go's pprof has no Node equivalent; the same paths
+// serve what Node can give: the command line, a V8 CPU profile (`profile?seconds=N`, Chrome
+// DevTools `.cpuprofile` JSON) and a V8 heap snapshot (`heap`). Go-only profiles answer 501.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { respond, respondError } from './respond.js';
 

@@ -1,6 +1,7 @@
-// Public surface of agent/status: the status server on statusPort (spec agent.md §7) and the
-// pieces other subsystems plug into it — MetricsSource (istio_agent_* values pulled at scrape
-// time) and ReadinessProbe (extra readiness checks, e.g. the DNS proxy's).
+// Public surface of agent/status: the status server on statusPort (Istio's
+// pilot/cmd/pilot-agent/status) and the pieces other subsystems plug into it — MetricsSource
+// (istio_agent_* values pulled at scrape time) and ReadinessProbe (extra readiness checks, e.g.
+// the DNS proxy's).
 export { AgentMetrics, KNOWN_SOURCE_METRICS, METRIC_PREFIX, renderSourceMetrics, type MetricsSource, type ScrapeType, type SourceMetricInfo } from './agent-metrics.js';
 export { APP_PROBER_PATTERN, AppProbersError, parseAppProbers, type AppProber, type AppProbers } from './app-probers.js';
 export { MAX_PROBE_BODY_BYTES } from './app-probe.js';

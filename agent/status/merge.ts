@@ -1,11 +1,12 @@
-// The merged `/stats/prometheus` (spec agent.md §7.5): the agent's own metrics, then Envoy's
+// The merged `/stats/prometheus` (Istio's handleStats and scrapeMultipleApps in
+// pilot/cmd/pilot-agent/status/server.go): the agent's own metrics, then Envoy's
 // `:15090/stats/prometheus`, then the application's, concatenated as text. Unlike Istio, which
 // holds each source's body in memory, Envoy's and a single application's bodies are streamed
 // straight through to the scraper with backpressure, read into a few reused buffers (source.ts),
 // so the agent's memory stays flat however many series Envoy has. Several application targets
 // are fetched concurrently with Istio's 10 MiB cap each (a body over the cap must be dropped
-// whole, so those are held until complete).
-// A source that fails or is slow is counted and skipped; the answer is always 200.
+// whole, so those are held until complete). A source that fails or is slow is counted and
+// skipped; the answer is always 200.
 import { once } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { scope } from '../../lib/log.js';

@@ -1,6 +1,7 @@
-// Content negotiation of the merged metrics (spec agent.md §7, §7.5): which exposition format the
-// merged answer has, the Accept header each source is asked with (no protobuf: bodies are
-// concatenated as text), and which compression the client gets. Pure.
+// Content negotiation of the merged metrics (Istio's negotiateMetricsFormat and
+// allowedContentTypes in pilot/cmd/pilot-agent/status/server.go, and its gzhttp wrapper): which
+// exposition format the merged answer has, the Accept header each source is asked with (no
+// protobuf: bodies are concatenated as text), and which compression the client gets. Pure.
 
 export const FMT_TEXT = 'text/plain; version=0.0.4; charset=utf-8';
 export const FMT_OPENMETRICS_0_0_1 = 'application/openmetrics-text; version=0.0.1; charset=utf-8';

@@ -1,8 +1,9 @@
-// The readiness decision of `/healthz/ready` (spec agent.md §7.2): probes evaluated in order,
-// the first failure is the answer. Envoy's probe reads its admin stats (config received from
-// istiod, server LIVE with workers started), each part cached once it has passed; the gRPC
-// bootstrap probe checks the proxyless bootstrap file; further probes (the DNS proxy's) are
-// added by the subsystems that own them.
+// The readiness decision of `/healthz/ready` (Istio's isReady in
+// pilot/cmd/pilot-agent/status/server.go, with status/ready/probe.go and
+// status/grpcready/probe.go): probes evaluated in order, the first failure is the answer.
+// Envoy's probe reads its admin stats (config received from istiod, server LIVE with workers
+// started), each part cached once it has passed; the gRPC bootstrap probe checks the proxyless
+// bootstrap file; further probes (the DNS proxy's) are added by the subsystems that own them.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
@@ -154,8 +155,8 @@ export function fileWatcherPaths(boot: Record<string, unknown>): string[] {
 }
 
 /**
- * The DNS proxy's readiness (spec §7.2 item 3), for the DNS proxy subsystem to add when DNS
- * capture is on: ready once its name table has arrived from istiod.
+ * The DNS proxy's readiness (Istio's Agent.Check in pkg/istio-agent/agent.go), for the DNS proxy
+ * to add when DNS capture is on: ready once its name table has arrived from istiod.
  */
 export function dnsReadinessProbe(tableReceived: () => boolean): ReadinessProbe {
   return {

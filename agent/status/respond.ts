@@ -1,8 +1,9 @@
-// Every status-server answer goes through here (spec agent.md §7): `Vary: Accept-Encoding`, and
-// gzip or zstd when the client accepts it and the body reaches 1 KiB — decided the way Go's
-// gzhttp wrapper decides, by holding back the first KiB, so streamed bodies (the merged metrics)
-// need not be known in advance. Writes report backpressure: a slow client slows the sources down
-// instead of growing buffers.
+// Every status-server answer goes through here (Istio wraps its status mux in gzhttp, in
+// pilot/cmd/pilot-agent/status/server.go Run): `Vary: Accept-Encoding`, and gzip or zstd when
+// the client accepts it and the body reaches 1 KiB — decided the way Go's gzhttp wrapper
+// decides, by holding back the first KiB, so streamed bodies (the merged metrics) need not be
+// known in advance. Writes report backpressure: a slow client slows the sources down instead of
+// growing buffers.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';

@@ -1,4 +1,5 @@
-// ISTIO_PROMETHEUS_ANNOTATIONS (spec agent.md §7.5): which application endpoints the merged
+// ISTIO_PROMETHEUS_ANNOTATIONS (Istio's PrometheusScrapeConfiguration in
+// pilot/cmd/pilot-agent/status/server.go): which application endpoints the merged
 // `/stats/prometheus` scrapes. The injector copies the pod's prometheus.io annotations here and
 // points Prometheus at the agent instead. Normalised once at start; every error is fatal there,
 // because a bad target would otherwise fail (or loop) on every scrape. Pure.
@@ -91,7 +92,7 @@ function recursionError(statusPort: number): ScrapeConfigError {
  * Decodes and normalises the variable's value. Returns undefined when scraping is off
  * (`"scrape": "false"`). Throws ScrapeConfigError naming the problem.
  *
- * Deviation from Istio (its QUIRKs, spec §7.5): the scrape uses the normalised targets, so
+ * Deviation from Istio (handleStats): the scrape uses the normalised targets, so
  * `{"targets":[{"port":"9100"}]}` scrapes `/metrics` (Istio: `/`), and with one target the
  * target is scraped rather than a different legacy top-level port.
  */

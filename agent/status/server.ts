@@ -1,8 +1,8 @@
-// The status server on `statusPort` (default 15020; spec agent.md §7): readiness for the kubelet
-// (through Envoy's 15021), the rewritten application probes, the merged Prometheus scrape, and
-// the lifecycle endpoints `/quitquitquit` and `/drain`. It is the first subsystem to start —
-// before Envoy exists — and listens with node:http alone; probes, prom-client and the admin
-// client load when first used.
+// The status server on `statusPort` (default 15020; Istio's
+// pilot/cmd/pilot-agent/status/server.go): readiness for the kubelet (through Envoy's 15021),
+// the rewritten application probes, the merged Prometheus scrape, and the lifecycle endpoints
+// `/quitquitquit` and `/drain`. It is the first subsystem to start — before Envoy exists — and
+// listens with node:http alone; probes, prom-client and the admin client load when first used.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { ipFamily, isLoopback as isLoopbackAddr, parseAddr } from '../../lib/netip.js';
 import { scope } from '../../lib/log.js';

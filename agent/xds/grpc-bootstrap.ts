@@ -1,4 +1,4 @@
-// The proxyless gRPC bootstrap (agent spec §8, Istio's pkg/istio-agent/grpcxds): the file a
+// The proxyless gRPC bootstrap (Istio's pkg/istio-agent/grpcxds/grpc_bootstrap.go): the file a
 // gRPC application with xDS support reads (GRPC_XDS_BOOTSTRAP) to find its control plane — the
 // agent's XDS socket — and its node identity. Written at start, after the XDS socket listens,
 // to GRPC_XDS_BOOTSTRAP (default etc/istio/proxy/grpc-bootstrap.json): indented JSON, atomic,

@@ -43,9 +43,9 @@ const INTERNAL = 13;
 const UNAVAILABLE = 14;
 
 /**
- * Istio's error classification (agent spec §10.3), for logs and metrics: no error is a
- * graceful end; Canceled, DeadlineExceeded, an Unavailable transport going away and an
- * RST_STREAM NO_ERROR are expected; anything else is unexpected. grpc-js words a dropped
+ * Istio's error classification (pilot/pkg/grpc/grpc.go, GRPCErrorType), for logs and metrics: no
+ * error is a graceful end; Canceled, DeadlineExceeded, an Unavailable transport going away and
+ * an RST_STREAM NO_ERROR are expected; anything else is unexpected. grpc-js words a dropped
  * connection differently from grpc-go; both wordings are recognised.
  */
 export function classifyTermination(err: { code?: number; details?: string; message?: string } | null | undefined): Termination {

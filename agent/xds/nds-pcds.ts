@@ -1,4 +1,5 @@
-// The resources the agent consumes itself instead of forwarding to Envoy (agent spec §10.3):
+// The resources the agent consumes itself instead of forwarding to Envoy (Istio's
+// pkg/istio-agent/xds_proxy.go, rewriteAndForward and the handlers registered in initXdsProxy):
 // NDS (the DNS proxy's name table) and PCDS (ProxyConfig, whose trust anchors go to the secret
 // manager). Decoded with protobufjs from the project's protos/, loaded the first time such a
 // resource arrives.

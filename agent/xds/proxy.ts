@@ -1,8 +1,9 @@
-// The downstream side of the XDS proxy (agent spec §10.1): a gRPC server for Envoy's ADS
-// streams (state of the world and delta) on the socket the subsystem bound before Envoy
-// started. Messages are carried as bytes (see wire.ts); each stream gets its own upstream
-// connection (stream.ts). Only one stream is active: a new one closes the previous one, as
-// Istio does ("registered overlapping stream; closing previous").
+// The downstream side of the XDS proxy (Istio's pkg/istio-agent/xds_proxy.go,
+// initDownstreamServer and handleStream): a gRPC server for Envoy's ADS streams (state of the
+// world and delta) on the socket the subsystem bound before Envoy started. Messages are carried
+// as bytes (see wire.ts); each stream gets its own upstream connection (stream.ts). Only one
+// stream is active: a new one closes the previous one, as Istio does ("registered overlapping
+// stream; closing previous").
 //
 // Loaded after Envoy is spawned (gRPC takes a while to load); Envoy's early connection waits
 // in the socket listener until then.

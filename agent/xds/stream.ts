@@ -1,4 +1,6 @@
-// One of Envoy's ADS streams and the istiod stream opened for it (agent spec §10.2, §10.3).
+// One of Envoy's ADS streams and the istiod stream opened for it (Istio's
+// pkg/istio-agent/xds_proxy.go and xds_proxy_delta.go: handleUpstream, handleUpstreamRequest,
+// handleUpstreamResponse and their delta twins).
 //
 // Requests from Envoy go upstream as the bytes Envoy sent (node included). On the stream's
 // first LDS request the agent adds its own subscriptions (NDS, PCDS) and the last health report;
@@ -29,7 +31,7 @@ const log = scope('xdsproxy');
 /** Consumes one resource of an agent-handled type; a throw NACKs it. */
 export type ResourceHandler = (value: Uint8Array) => Promise<void> | void;
 
-/** A workload health transition (agent spec §10.4), from the health checker. */
+/** A workload health transition, from the health checker (agent/health/checker.ts). */
 export interface HealthEvent {
   healthy: boolean;
   /** The probe's error, reported when unhealthy. */

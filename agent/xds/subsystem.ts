@@ -1,5 +1,5 @@
-// The XDS proxy subsystem, in Istio's start order (agent spec §5 steps 7d–7f): after SDS, before
-// Envoy.
+// The XDS proxy subsystem, in Istio's start order (pkg/istio-agent/agent.go, Agent.Run:
+// initXdsProxy, the gRPC bootstrap, the root CA watch): after SDS, before Envoy.
 //
 // start(): what Istio fails start-up for — the XDS root CA (unless controlPlaneAuthPolicy is
 // NONE) must exist and hold a certificate, the gRPC bootstrap's node metadata must build — then
@@ -104,11 +104,13 @@ export class XdsSubsystem implements Subsystem {
   }
 
   async start(): Promise<void> {
-    // Step 7d: the dial options Istio builds at start fail it when the root is unusable.
+    // The dial options Istio builds at start (initIstiodDialOptions) fail it when the root is
+    // unusable.
     this.upstream = xdsUpstreamConfig(this.config, this.cwd, existsSync);
     this.initialRoot = await checkXdsRoot(this.upstream);
-    // Step 7e's content is checked now (bad node metadata fails start-up, as in Istio); the
-    // file is written while Envoy starts, since nothing on Envoy's path reads it.
+    // The gRPC bootstrap's content is checked now (bad node metadata fails start-up, as in
+    // Istio's generateGRPCBootstrap); the file is written while Envoy starts, since nothing on
+    // Envoy's path reads it.
     let bootstrap: GrpcBootstrap | undefined;
     try {
       if (this.grpcBootstrapPath) bootstrap = grpcBootstrap(this.config, { xdsSocketPath: this.socketPath, cwd: this.cwd });

@@ -1,11 +1,12 @@
-// The xDS type URLs the proxy looks at, and which responses may reach Envoy (agent spec §10.3).
+// The xDS type URLs the proxy looks at, and which responses may reach Envoy (Istio's
+// pkg/istio-agent/xds_proxy.go, handleUpstreamResponse).
 const PREFIX = 'type.googleapis.com/';
 
 export const LISTENER_TYPE = `${PREFIX}envoy.config.listener.v3.Listener`;
 export const CLUSTER_TYPE = `${PREFIX}envoy.config.cluster.v3.Cluster`;
 export const ROUTE_TYPE = `${PREFIX}envoy.config.route.v3.RouteConfiguration`;
 export const ENDPOINT_TYPE = `${PREFIX}envoy.config.endpoint.v3.ClusterLoadAssignment`;
-/** ECDS: Istio's Wasm conversion watches these (not built here; they are forwarded as they are). */
+/** ECDS: Istio's Wasm conversion watches these; this agent forwards them as they are. */
 export const EXTENSION_CONFIG_TYPE = `${PREFIX}envoy.config.core.v3.TypedExtensionConfig`;
 /** NDS: the DNS name table, consumed by the agent. */
 export const NAME_TABLE_TYPE = `${PREFIX}istio.networking.nds.v1.NameTable`;

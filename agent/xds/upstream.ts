@@ -1,7 +1,8 @@
-// How the XDS proxy reaches istiod (agent spec §10.2): the address, TLS with Istio's root
-// precedence (or plaintext with controlPlaneAuthPolicy NONE), the server name, the optional
-// client certificate, and the metadata of every stream — `authorization: Bearer <token>` read
-// afresh for each stream, `ClusterID`, and every XDS_HEADER_<NAME>. The choices are pure
+// How the XDS proxy reaches istiod (Istio's pkg/istio-agent/xds_proxy.go,
+// buildUpstreamClientDialOpts and getTLSOptions): the address, TLS with Istio's root precedence
+// (or plaintext with controlPlaneAuthPolicy NONE), the server name, the optional client
+// certificate, and the metadata of every stream — `authorization: Bearer <token>` read afresh
+// for each stream, `ClusterID`, and every XDS_HEADER_<NAME>. The choices are pure
 // (xdsUpstreamConfig); the root check at start and the per-stream credentials do the file I/O.
 //
 // Each downstream stream gets a fresh connection, so everything is read when a stream opens:
@@ -92,8 +93,9 @@ export function xdsUpstreamConfig(config: AgentConfig, cwd: string, fileExists: 
 }
 
 /**
- * What Istio fails start-up for (agent spec §5 step 7d): with TLS, the root file must exist and
- * hold at least one certificate. Returns the PEM (undefined for the OS trust store).
+ * What Istio fails start-up for (initIstiodDialOptions in pkg/istio-agent/xds_proxy.go): with
+ * TLS, the root file must exist and hold at least one certificate. Returns the PEM (undefined
+ * for the OS trust store).
  */
 export async function checkXdsRoot(cfg: XdsUpstreamConfig): Promise<string | undefined> {
   if (!cfg.tls) return undefined;

@@ -19,7 +19,7 @@ function yamlObject(text: string | undefined): Record<string, unknown> {
   return text ? ((parseYaml(text) as Record<string, unknown> | null) ?? {}) : {};
 }
 
-/** What Istio passes Envoy for this pod, from the pod spec alone (spec agent.md §6.3). */
+/** What Istio passes Envoy for this pod, from the pod spec alone (args in pkg/envoy/proxy.go). */
 function expectedArgv(env: Record<string, string>, annotations: Record<string, string>, args: string[]): string[] {
   const pc = { ...yamlObject(env.PROXY_CONFIG), ...yamlObject(annotations['proxy.istio.io/config']) };
   const flag = (name: string, dflt: string) => {

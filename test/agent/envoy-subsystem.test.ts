@@ -1,6 +1,6 @@
 // The Envoy lifecycle inside the agent, in process with the real Agent, the Envoy subsystem and
 // the stand-in Envoy: ports of Istio's TestStartExit and TestStartStop (pkg/envoy/agent_test.go),
-// the /quitquitquit and /drain semantics the status server will call, the drain sequences, and
+// the /quitquitquit and /drain semantics the status server calls, the drain sequences, and
 // the deletion of a generated bootstrap however Envoy ends.
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,5 +1,6 @@
-// Derived settings (spec §1.4–§1.5, §3.0): Go netip parsing, IPv6 detection from the pod's
-// addresses, resolv.conf, the proxy UID/GID defaults and the validation errors.
+// Derived settings (Istio's FillConfigFromEnvironment and Validate): Go netip parsing, IPv6
+// detection from the pod's addresses, resolv.conf, the proxy UID/GID defaults and the validation
+// errors.
 import t from 'tap';
 import {
   buildRules,

@@ -1,4 +1,4 @@
-// The istio-iptables command line and environment, with cobra/pflag's rules (spec §1.1–§1.4).
+// The istio-iptables command line and environment, with cobra/pflag's rules.
 import t from 'tap';
 import { parseCommandLine, parseGoUint16, UsageError } from '../../iptables/index.js';
 
@@ -32,7 +32,7 @@ t.test('short and long spellings', async (t) => {
   t.match(f, { envoyPort: '16001', inboundCapturePort: '16006', proxyUid: '7', proxyGid: '8', inboundPorts: '*', dryRun: true, redirectDns: true, serviceExcludeCidr: '' });
   t.equal(parse(['--dry-run=false']).dryRun, false);
   t.equal(parse(['--dry-run=T']).dryRun, true);
-  // `--flag false`: the word is a stray positional argument and the flag is true (spec §1.1).
+  // `--flag false`: the word is a stray positional argument and the flag is true.
   t.equal(parse(['--redirect-dns', 'false']).redirectDns, true);
   t.equal(parse(['--iptables-probe-port', '0x10']).probePort, 16);
   t.equal(parse(['--probe-timeout', '1m30s']).probeTimeout, 90_000);

@@ -31,7 +31,7 @@ const PROTOBUFJS_DIR = join(projectRoot, 'node_modules/protobufjs');
 
 export const BOOTSTRAP_TYPE = 'envoy.config.bootstrap.v3.Bootstrap';
 
-/** The bootstrap plus every extension whose `@type` Istio's bootstrap can carry (spec §8). */
+/** The bootstrap plus every extension whose `@type` Istio's bootstrap can carry. */
 export const BOOTSTRAP_PROTOS = [
   'envoy/config/bootstrap/v3/bootstrap.proto',
   'envoy/config/metrics/v3/metrics_service.proto',

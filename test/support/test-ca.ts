@@ -1,9 +1,10 @@
-// A test CA speaking istio.v1.auth.IstioCertificateService over gRPC with TLS, like Istio's
-// mock CA server (security spec §4) but with switches for what the agent's tests need: TTL
-// override, delays, failures (count or until further notice), empty / one-element answers,
-// chains that do not verify, certificates for another key, identity override, token and
-// client-certificate authentication, and root rotation. It listens on 127.0.0.1:<ephemeral>
-// and is addressed as localhost:<port>, so clients verify istiod.istio-system.svc.
+// A test CA speaking istio.v1.auth.IstioCertificateService over gRPC with TLS, like Istio's mock
+// CA server (security/pkg/nodeagent/test/mock/caserver.go) but with switches for what the
+// agent's tests need: TTL override, delays, failures (count or until further notice), empty /
+// one-element answers, chains that do not verify, certificates for another key, identity
+// override, token and client-certificate authentication, and root rotation. It listens on
+// 127.0.0.1:<ephemeral> and is addressed as localhost:<port>, so clients verify
+// istiod.istio-system.svc.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import * as grpc from '@grpc/grpc-js';

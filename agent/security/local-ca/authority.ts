@@ -1,7 +1,8 @@
-// A small X.509 certificate authority with istiod's workload-certificate profile (security spec
-// §3.5): empty subject, critical SPIFFE URI SAN, digitalSignature + keyEncipherment,
-// serverAuth + clientAuth, CA:false, NotBefore now − 2 min, 128-bit random serial, lifetime
-// clamped to the signer's. Used by the embedded local CA (CA_PROVIDER=local) and by the test CA.
+// A small X.509 certificate authority with istiod's workload-certificate profile (Istio's
+// GenCertFromCSR in security/pkg/pki/util/generate_cert.go): empty subject, critical SPIFFE URI
+// SAN, digitalSignature + keyEncipherment, serverAuth + clientAuth, CA:false,
+// NotBefore now − 2 min, 128-bit random serial, lifetime clamped to the signer's. Used by the
+// embedded local CA (CA_PROVIDER=local) and by the test CA.
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import { loadX509, type X509Lib } from '../x509lib.js';
 import { AgentError, type AgentErrorOptions } from '../../../lib/errors.js';

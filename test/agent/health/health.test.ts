@@ -1,8 +1,9 @@
-// The VM workload health checker (spec agent.md §10.4) and the probe primitives it shares with
-// the status server: ports of Istio's health_probers_test.go (TestHttpProber, TestTcpProber,
-// TestExecProber; TestGrpcProber's cases against a grpc-js health server) and
+// The VM workload health checker (Istio's pkg/istio-agent/health) and the probe primitives it
+// shares with the status server: ports of Istio's health_probers_test.go (TestHttpProber,
+// TestTcpProber, TestExecProber; TestGrpcProber's cases against a grpc-js health server) and
 // health_check_test.go (TestWorkloadHealthChecker_PerformApplicationHealthCheck/{tcp,http}),
-// plus thresholds, the Envoy link of the chain, defaults, and the subsystem built from ProxyConfig.
+// plus thresholds, the Envoy link of the chain, defaults, and the subsystem built from
+// ProxyConfig.
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import t from 'tap';

@@ -1,5 +1,6 @@
 // The SDS server against a real gRPC client on its unix socket: the stream cases of Istio's
-// sdsservice_test.go (security spec §6) and the state machine of §1.5, with a fake secret store.
+// security/pkg/nodeagent/sds/sdsservice_test.go and the per-stream state machine
+// (sds-stream.ts), with a fake secret store.
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -1,6 +1,7 @@
-// The secret cache (ports of Istio's secretcache_test.go, security spec §6) with an in-process
-// CA: caching, callbacks, rotation with short TTLs (also while the CA is down), validation of
-// what the CA returns, file-based secrets and their watches, trust anchors, OUTPUT_CERTS.
+// The secret cache (ports of Istio's security/pkg/nodeagent/cache/secretcache_test.go) with an
+// in-process CA: caching, callbacks, rotation with short TTLs (also while the CA is down),
+// validation of what the CA returns, file-based secrets and their watches, trust anchors,
+// OUTPUT_CERTS.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

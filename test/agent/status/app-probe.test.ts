@@ -1,7 +1,8 @@
-// The rewritten application probes (spec agent.md §7.4) over HTTP against real local apps: ports
-// of Istio's TestAppProbe (every case, and every status code 200–511), TestHttpsAppProbe (ALPN),
-// TestGRPCAppProbe (a grpc-js health server) and TestProbeHeader; probes leave from 127.0.0.6; the
-// 10 KiB body cap, timeouts, keep-alive. IPv6 (::6) runs in a network namespace (netns.test.ts).
+// The rewritten application probes (Istio's handleAppProbe) over HTTP against real local apps:
+// ports of Istio's TestAppProbe (every case, and every status code 200–511), TestHttpsAppProbe
+// (ALPN), TestGRPCAppProbe (a grpc-js health server) and TestProbeHeader; probes leave from
+// 127.0.0.6; the 10 KiB body cap, timeouts, keep-alive. IPv6 (::6) runs in a network namespace
+// (netns.test.ts).
 import { STATUS_CODES } from 'node:http';
 import t from 'tap';
 import { HEADER_NAME, HEADER_VALUE, HOST_VALUE, startGrpcHealthApp, startHttpApp, startHttpsApp, startTcpApp, type App } from '../../support/probe-apps.js';

@@ -118,7 +118,7 @@ t.test('TestNewServerPrometheusNormalization (14 cases)', async (t) => {
   t.throws(() => normalizeScrapeConfig('{"port":"15020"}', 15020), /recursive loop/, 'legacy port = status port');
   t.throws(() => normalizeScrapeConfig('{"port":8080}', 15020), /cannot unmarshal number/, 'ports are strings in Istio\'s JSON');
   t.throws(() => normalizeScrapeConfig('', 15020), /failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS/, 'set but empty ⇒ JSON error');
-  // Deviations from Istio's QUIRK: the normalised target is what is scraped.
+  // Deviation from Istio (handleStats): the normalised target is what is scraped.
   t.same(normalizeScrapeConfig('{"targets":[{"port":"9100"}]}', 15020)?.targets, [{ port: '9100', path: '/metrics' }]);
 });
 

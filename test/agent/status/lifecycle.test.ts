@@ -1,7 +1,8 @@
-// `/quitquitquit` and `/drain` (spec agent.md §7.1, §6.5): TestHandleQuit's cases over HTTP, and
-// both endpoints driving the real agent — buildSubsystems with the status server first, the
-// Envoy subsystem and the stand-in Envoy — through the Envoy lifecycle. Also the debug endpoints
-// and the status server as a subsystem (first to start, listen failures only logged).
+// `/quitquitquit` and `/drain` (Istio's handleQuit and handleDrain): TestHandleQuit's cases over
+// HTTP, and both endpoints driving the real agent — buildSubsystems with the status server
+// first, the Envoy subsystem and the stand-in Envoy — through the Envoy lifecycle. Also the
+// debug endpoints and the status server as a subsystem (first to start, listen failures only
+// logged).
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';

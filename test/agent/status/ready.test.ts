@@ -1,4 +1,4 @@
-// Readiness (spec agent.md §7.2): ports of Istio's probe_test.go (TestEnvoyStatsCompleteAndSuccessful,
+// Readiness: ports of Istio's probe_test.go (TestEnvoyStatsCompleteAndSuccessful,
 // TestEnvoyDraining, TestEnvoyStats/*, TestEnvoyInitializing, TestEnvoyNoClusterManagerStats,
 // TestEnvoyNoServerStats, TestEnvoyReadinessCache) against an admin server answering Istio's
 // fixtures, the gRPC bootstrap probe against files the tests write, TestAdditionalProbes, and

@@ -1,9 +1,10 @@
-// The merged `/stats/prometheus` (spec agent.md §7.5), black-box over HTTP: the stand-in Envoy's
-// `/stats/prometheus` as Envoy's source, local servers as the applications. Ports of Istio's
-// TestStats, TestStatsContentType, TestStatsError, TestStatsMultiTarget, TestScrapeMultipleAppsBodyCap,
-// TestExcludeProtobufEncoding and TestHTTPCompressionOnStats; every merged output is checked with
-// promtool, OpenMetrics output for exactly one trailing `# EOF`. Plus what Istio does not do:
-// streaming, a slow source under Prometheus' timeout, a scraper that goes away.
+// The merged `/stats/prometheus` (Istio's handleStats), black-box over HTTP: the stand-in
+// Envoy's `/stats/prometheus` as Envoy's source, local servers as the applications. Ports of
+// Istio's TestStats, TestStatsContentType, TestStatsError, TestStatsMultiTarget,
+// TestScrapeMultipleAppsBodyCap, TestExcludeProtobufEncoding and TestHTTPCompressionOnStats;
+// every merged output is checked with promtool, OpenMetrics output for exactly one trailing
+// `# EOF`. Plus what Istio does not do: streaming, a slow source under Prometheus' timeout, a
+// scraper that goes away.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

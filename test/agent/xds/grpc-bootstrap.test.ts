@@ -1,6 +1,6 @@
-// The proxyless gRPC bootstrap (agent spec §8): Istio's golden file (port of the "gRPC XDS
-// bootstrap" case of pkg/istio-agent/agent_test.go, testdata/grpc-bootstrap.json), where and how
-// the agent writes it at start, and that the XDS socket the proxy listens on is the one both
+// The proxyless gRPC bootstrap (pkg/istio-agent/grpcxds): Istio's golden file (port of the "gRPC
+// XDS bootstrap" case of pkg/istio-agent/agent_test.go, testdata/grpc-bootstrap.json), where and
+// how the agent writes it at start, and that the XDS socket the proxy listens on is the one both
 // Envoy's bootstrap (`xds-grpc` pipe) and the gRPC bootstrap (`server_uri`) point at.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';

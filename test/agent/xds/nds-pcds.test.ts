@@ -1,8 +1,8 @@
-// The types the agent consumes instead of Envoy (agent spec §10.3): NDS with the DNS proxy on,
-// PCDS with PROXY_CONFIG_XDS_AGENT — subscribed after the first LDS request (LDS, NDS, PCDS,
-// then health), applied, ACKed upstream by the agent (NACKed with INTERNAL when they do not
-// apply), never forwarded to Envoy; empty responses ignored. Other responses: Envoy types and
-// istio.workload.Workload are forwarded, anything else is dropped with an error log.
+// The types the agent consumes instead of Envoy (Istio's pkg/istio-agent/xds_proxy.go): NDS with
+// the DNS proxy on, PCDS with PROXY_CONFIG_XDS_AGENT — subscribed after the first LDS request
+// (LDS, NDS, PCDS, then health), applied, ACKed upstream by the agent (NACKed with INTERNAL when
+// they do not apply), never forwarded to Envoy; empty responses ignored. Other responses: Envoy
+// types and istio.workload.Workload are forwarded, anything else is dropped with an error log.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

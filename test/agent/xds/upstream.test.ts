@@ -1,8 +1,8 @@
-// How the proxy reaches istiod (agent spec §10.2, §5 step 7d): the start-up root check, the
-// root precedence, server name and ISTIOD_SAN, the PROV_CERT client certificate, plaintext with
-// controlPlaneAuthPolicy NONE, the root file re-read for every stream (Istio's "ROOT CA change"
-// agent test), and the token: re-read per stream, a missing or expired one is a clear log line
-// and a failed stream, never a crash.
+// How the proxy reaches istiod (Istio's pkg/istio-agent/xds_proxy.go dial options): the start-up
+// root check, the root precedence, server name and ISTIOD_SAN, the PROV_CERT client certificate,
+// plaintext with controlPlaneAuthPolicy NONE, the root file re-read for every stream (Istio's
+// "ROOT CA change" agent test), and the token: re-read per stream, a missing or expired one is a
+// clear log line and a failed stream, never a crash.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
