@@ -58,7 +58,7 @@ t.test('argv details beyond Istio\'s cases', async (t) => {
   t.same(envoyArgs(base), [
     '-c', 'etc/istio/proxy/envoy-rev.json', '--drain-time-s', '45', '--drain-strategy', 'immediate', '--local-address-ip-version', 'v4', '--file-flush-interval-msec', '1000',
     '--disable-hot-restart', '--allow-unknown-static-fields', '-l', 'warning', '--component-log-level', 'misc:error', '--skip-deprecated-logs',
-  ], "the injector's default sidecar argv (spec §6.3)");
+  ], "the injector's default sidecar argv (pkg/envoy/proxy.go args)");
   t.same(envoyArgs({ ...base, drainDurationMs: 1_999 }).slice(2, 4), ['--drain-time-s', '1'], 'drain seconds truncate');
   t.same(envoyArgs({ ...base, nodeIps: ['fd00::1', '2001:db8::2'] }).slice(6, 8), ['--local-address-ip-version', 'v6'], 'v6 only when every IP is IPv6');
   t.same(envoyArgs({ ...base, nodeIps: ['fd00::1', '10.1.1.1'] }).slice(6, 8), ['--local-address-ip-version', 'v4'], 'dual stack is v4');
