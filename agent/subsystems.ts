@@ -31,9 +31,7 @@ export async function buildSubsystems(config: AgentConfig, shutdown: ShutdownCon
   // Envoy's binary is checked now (inside createEnvoySubsystem): a bad binaryPath fails start-up
   // before any subsystem creates a socket or a file. Envoy itself starts last.
   let sds: SdsSubsystem | undefined;
-  const envoy = config.env.DISABLE_ENVOY
-    ? undefined
-    : await createEnvoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap, serveOnlyFiles: () => sds?.serveOnlyFiles ?? false });
+  const envoy = config.env.DISABLE_ENVOY ? undefined : await createEnvoySubsystem(config, shutdown, { prepareBootstrap: deps.prepareBootstrap, serveOnlyFiles: () => sds?.serveOnlyFiles ?? false });
   // The SDS socket decision, secret manager + CA client, SDS server (or the proxyless fetch
   // loop). Constructing it validates the security options, so bad ones fail start-up.
   if (deps.sds !== false) {

@@ -58,8 +58,15 @@ export async function bootstrapBench(): Promise<BenchResult> {
     rows: [
       ['measure', 'p50 ms', 'p90 ms', 'target ms', ''],
       row('render + serialise default sidecar bootstrap (2000 runs after warm-up)', renders, 5),
-      row('import config/ + lib/log, for scale (20 fresh processes)', imports.map((x) => x[0])),
-      row('import bootstrap/ on top of them (same processes)', imports.map((x) => x[1]), 15),
+      row(
+        'import config/ + lib/log, for scale (20 fresh processes)',
+        imports.map((x) => x[0]),
+      ),
+      row(
+        'import bootstrap/ on top of them (same processes)',
+        imports.map((x) => x[1]),
+        15,
+      ),
     ],
   };
 }

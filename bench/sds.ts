@@ -80,7 +80,15 @@ async function floor(ca: CertificateAuthority, algo: Algo): Promise<number> {
 async function streamsRss(): Promise<{ before: number; after: number }> {
   const cwd = mkdtempSync(join(tmpdir(), 'bench-rss-'));
   // No istiod: plaintext XDS, so the XDS proxy needs no istiod root.
-  const env = { PATH: process.env.PATH, POD_NAMESPACE: 'bench', SERVICE_ACCOUNT: 'bench', CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', ECC_SIGNATURE_ALGORITHM: 'ECDSA', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' };
+  const env = {
+    PATH: process.env.PATH,
+    POD_NAMESPACE: 'bench',
+    SERVICE_ACCOUNT: 'bench',
+    CA_PROVIDER: 'local',
+    DISABLE_ENVOY: 'true',
+    ECC_SIGNATURE_ALGORITHM: 'ECDSA',
+    PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}',
+  };
   const child = spawn(process.execPath, [resolve(root, 'dist/bundle/pilot-agent.mjs'), 'proxy', 'sidecar'], { cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     await new Promise<void>((res, rej) => {
@@ -129,7 +137,11 @@ export async function sdsBench(): Promise<BenchResult> {
       }
     }
     const rss = await streamsRss();
-    const p = (xs: number[], q: number) => percentile([...xs].sort((a, b) => a - b), q).toFixed(1);
+    const p = (xs: number[], q: number) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        q,
+      ).toFixed(1);
     const row = (algo: Algo) => {
       const sds = runs[`${algo} sds`]!;
       const fl = runs[`${algo} floor`]!;
@@ -137,11 +149,7 @@ export async function sdsBench(): Promise<BenchResult> {
     };
     return {
       title: `Workload certificates: cold time to first \`default\` over SDS (${RUNS} runs each, interleaved)`,
-      rows: [
-        ['key', 'SDS p50 ms', 'SDS p99 ms', 'floor p50 ms', 'floor p99 ms', 'p50 / floor'],
-        row('RSA'),
-        row('ECDSA'),
-      ],
+      rows: [['key', 'SDS p50 ms', 'SDS p99 ms', 'floor p50 ms', 'floor p99 ms', 'p50 / floor'], row('RSA'), row('ECDSA')],
       notes: [
         `First run in this process (ECDSA, includes loading gRPC, protos and @peculiar/x509): ${firstRun.toFixed(1)} ms.`,
         `Targets: ECDSA p50 ≤ 25 ms → ${median(runs['ECDSA sds']!).toFixed(1)} ms; RSA p50 within 1.2× its floor → ${(median(runs['RSA sds']!) / median(runs['RSA floor']!)).toFixed(2)}×.`,

@@ -113,7 +113,14 @@ export async function statusBench(): Promise<BenchResult> {
       GRPC_XDS_BOOTSTRAP: '',
       ENVOY_PROMETHEUS_PORT: String(adminPort),
       ISTIO_PROMETHEUS_ANNOTATIONS: JSON.stringify({ scrape: 'true', port: String(appPort), path: '/metrics' }),
-      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, customConfigFile: 'bootstrap.json', proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '0s', controlPlaneAuthPolicy: 'NONE' }),
+      PROXY_CONFIG: JSON.stringify({
+        binaryPath: standinBin,
+        customConfigFile: 'bootstrap.json',
+        proxyAdminPort: adminPort,
+        statusPort,
+        terminationDrainDuration: '0s',
+        controlPlaneAuthPolicy: 'NONE',
+      }),
       ...s.env,
     },
   });

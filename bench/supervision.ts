@@ -74,6 +74,6 @@ export async function envoyBench(): Promise<BenchResult> {
       ['idle bare Node RSS', `${rssBase.toFixed(1)} MB`, '', '1.00', ''],
       ['agent RSS, 10 s idle, Envoy (stand-in) running', `${median(rss.agent!).toFixed(1)} MB`, '', (median(rss.agent!) / rssBase).toFixed(2), '≤ 1.3'],
     ],
-    notes: ['The start path includes binding the SDS and XDS sockets and generating and writing the gRPC and Envoy bootstraps; gRPC, protos and the CA load after Envoy\'s exec.'],
+    notes: ["The start path includes binding the SDS and XDS sockets and generating and writing the gRPC and Envoy bootstraps; gRPC, protos and the CA load after Envoy's exec."],
   };
 }

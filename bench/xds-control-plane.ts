@@ -19,22 +19,45 @@ const CDS = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 /** A DiscoveryResponse / DeltaDiscoveryResponse with one resource whose Any value is SIZE bytes. */
 function response(delta: boolean): Buffer {
   const value = Buffer.alloc(SIZE, 0x61);
-  const any = protobuf.Writer.create().uint32((1 << 3) | 2).string(CDS).uint32((2 << 3) | 2).bytes(value).finish();
+  const any = protobuf.Writer.create()
+    .uint32((1 << 3) | 2)
+    .string(CDS)
+    .uint32((2 << 3) | 2)
+    .bytes(value)
+    .finish();
   const w = protobuf.Writer.create();
   w.uint32((1 << 3) | 2).string('v1');
   if (delta) {
-    const res = protobuf.Writer.create().uint32((1 << 3) | 2).string('v1').uint32((2 << 3) | 2).bytes(any).uint32((3 << 3) | 2).string('bench').finish();
+    const res = protobuf.Writer.create()
+      .uint32((1 << 3) | 2)
+      .string('v1')
+      .uint32((2 << 3) | 2)
+      .bytes(any)
+      .uint32((3 << 3) | 2)
+      .string('bench')
+      .finish();
     w.uint32((2 << 3) | 2).bytes(res);
   } else {
     w.uint32((2 << 3) | 2).bytes(any);
   }
-  w.uint32((4 << 3) | 2).string(CDS).uint32((5 << 3) | 2).string('n1');
+  w.uint32((4 << 3) | 2)
+    .string(CDS)
+    .uint32((5 << 3) | 2)
+    .string('n1');
   return Buffer.from(w.finish());
 }
 
 const payload = { sotw: response(false), delta: response(true) };
 const raw = (b: Buffer) => b;
-const method = (name: string) => ({ path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${name}`, requestStream: true, responseStream: true, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw });
+const method = (name: string) => ({
+  path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${name}`,
+  requestStream: true,
+  responseStream: true,
+  requestSerialize: raw,
+  requestDeserialize: raw,
+  responseSerialize: raw,
+  responseDeserialize: raw,
+});
 
 function serve(call: grpc.ServerDuplexStream<Buffer, Buffer>, msg: Buffer): void {
   let started = false;
@@ -58,10 +81,13 @@ function serve(call: grpc.ServerDuplexStream<Buffer, Buffer>, msg: Buffer): void
 }
 
 const server = new grpc.Server();
-server.addService({ StreamAggregatedResources: method('StreamAggregatedResources'), DeltaAggregatedResources: method('DeltaAggregatedResources') }, {
-  StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.sotw),
-  DeltaAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.delta),
-});
+server.addService(
+  { StreamAggregatedResources: method('StreamAggregatedResources'), DeltaAggregatedResources: method('DeltaAggregatedResources') },
+  {
+    StreamAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.sotw),
+    DeltaAggregatedResources: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => serve(call, payload.delta),
+  },
+);
 let creds = grpc.ServerCredentials.createInsecure();
 if (rootFile) {
   const ca = await CertificateAuthority.createRoot({ organization: 'cluster.local', commonName: 'bench istiod root' });

@@ -62,7 +62,12 @@ interface Target {
 /** ms from the subscription to the last of COUNT responses, on a new connection. */
 async function relay(target: Target, delta: boolean): Promise<number> {
   const raw = (b: Buffer) => b;
-  const client = new grpc.Client(target.address, target.creds, { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': -1, 'grpc-node.flow_control_window': ENVOY_WINDOW, ...target.options });
+  const client = new grpc.Client(target.address, target.creds, {
+    'grpc.use_local_subchannel_pool': 1,
+    'grpc.max_receive_message_length': -1,
+    'grpc-node.flow_control_window': ENVOY_WINDOW,
+    ...target.options,
+  });
   const ack = request(delta, 'n1');
   try {
     return await new Promise<number>((res, rej) => {
@@ -114,7 +119,11 @@ async function setup(tls: boolean): Promise<Setup> {
   };
   const agent = await startChild([resolve(root, 'dist/bundle/pilot-agent.mjs'), 'proxy', 'sidecar'], /XDS proxy listening on "([^"]+)"/, { cwd, env });
   const direct: Target = tls
-    ? { address: `localhost:${port}`, creds: grpc.credentials.createSsl(readFileSync(rootFile)), options: { 'grpc.ssl_target_name_override': 'istiod.istio-system.svc', 'grpc.default_authority': 'istiod.istio-system.svc' } }
+    ? {
+        address: `localhost:${port}`,
+        creds: grpc.credentials.createSsl(readFileSync(rootFile)),
+        options: { 'grpc.ssl_target_name_override': 'istiod.istio-system.svc', 'grpc.default_authority': 'istiod.istio-system.svc' },
+      }
     : { address: `127.0.0.1:${port}`, creds: grpc.credentials.createInsecure(), options: {} };
   return {
     direct,
@@ -164,7 +173,11 @@ export async function xdsBench(): Promise<BenchResult> {
       }
       rss.push(procStatusKb(tls.agentPid));
     }
-    const p = (xs: number[], q: number) => percentile([...xs].sort((a, b) => a - b), q).toFixed(1);
+    const p = (xs: number[], q: number) =>
+      percentile(
+        [...xs].sort((a, b) => a - b),
+        q,
+      ).toFixed(1);
     const ratio = (name: string) => median(runs.get(name)!.proxied) / median(runs.get(name)!.direct);
     const rows = variants.map((v) => {
       const r = runs.get(v.name)!;

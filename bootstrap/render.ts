@@ -7,18 +7,7 @@
 import { ipFamily as addrFamily } from '../lib/netip.js';
 import { posix } from 'node:path';
 import { parseGoInt } from '../lib/goparse.js';
-import {
-  TYPES,
-  typeUrl,
-  type Address,
-  type Bootstrap,
-  type Cluster,
-  type DnsLookupFamily,
-  type Listener,
-  type NamedTypedConfig,
-  type RuntimeValue,
-  type SocketAddress,
-} from './envoy-api.js';
+import { TYPES, typeUrl, type Address, type Bootstrap, type Cluster, type DnsLookupFamily, type Listener, type NamedTypedConfig, type RuntimeValue, type SocketAddress } from './envoy-api.js';
 import { FILES_SDS_CLUSTER, FILES_SDS_SOCKET_PATH, SDS_CLUSTER, WORKLOAD_SDS_DIR, XDS_CLUSTER, xdsSocketIn } from '../config/paths.js';
 import { BootstrapError } from './errors.js';
 import { buildNodeMetadata, dict, serviceCluster, type MetadataInput, type NodeMetadata } from './metadata.js';

@@ -105,12 +105,7 @@ function histogramBuckets(annotation: string | undefined, warn: (m: string) => v
   for (const [prefix, buckets] of Object.entries(parsed)) {
     // Envoy requires a non-empty list of distinct positive bounds; anything else would stop
     // Envoy from starting, so it is dropped here with a warning instead.
-    const ok =
-      prefix !== '' &&
-      Array.isArray(buckets) &&
-      buckets.length > 0 &&
-      buckets.every((b) => typeof b === 'number' && b > 0) &&
-      new Set(buckets).size === buckets.length;
+    const ok = prefix !== '' && Array.isArray(buckets) && buckets.length > 0 && buckets.every((b) => typeof b === 'number' && b > 0) && new Set(buckets).size === buckets.length;
     if (!ok) {
       warn(`Ignoring histogram buckets for prefix ${JSON.stringify(prefix)} in ${ANNOTATION_HISTOGRAM_BUCKETS}: want a non-empty list of distinct positive numbers`);
       continue;

@@ -89,7 +89,7 @@ export const agentEnv = {
 
   // Status server, probes and metrics
   ISTIO_KUBE_APP_PROBERS: str('', 'JSON of rewritten application probes.', STATUS),
-  ISTIO_PROMETHEUS_ANNOTATIONS: optStr('JSON scrape config; when set, the application\'s metrics are merged (sidecars).', STATUS),
+  ISTIO_PROMETHEUS_ANNOTATIONS: optStr("JSON scrape config; when set, the application's metrics are merged (sidecars).", STATUS),
   REWRITE_PROBE_LEGACY_LOCALHOST_DESTINATION: bool(false, 'Send app probes to localhost instead of INSTANCE_IP.', STATUS),
   ENABLE_PROBE_KEEPALIVE_CONNECTIONS: bool(false, 'Keep-alive on HTTP app-probe connections.', STATUS),
   ISTIO_ENABLE_HTTP2_PROBING: bool(true, 'HTTPS app probes negotiate h2.', STATUS),

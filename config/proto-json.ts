@@ -88,7 +88,7 @@ function parseInteger(v: unknown, bits: 'int32' | 'uint32' | 'int64', path: stri
   else if (typeof v === 'string' && /^-?\d+(\.0*)?$/.test(v.trim()) && v.trim() === v) n = Number(v);
   else throw new ProtoJsonError(`${path}: invalid value ${JSON.stringify(v)} for ${bits} field`);
   if (!Number.isInteger(n)) throw new ProtoJsonError(`${path}: invalid value ${JSON.stringify(v)} for ${bits} field (not an integer)`);
-  const [lo, hi] = bits === 'int32' ? [-2147483648, 2147483647] : bits === 'uint32' ? [0, 4294967295] : [-(2 ** 63), 2 ** 63] /* ±(2^63 - 1) rounds to ±2^63 in a double */;
+  const [lo, hi] = bits === 'int32' ? [-2147483648, 2147483647] : bits === 'uint32' ? [0, 4294967295] : [-(2 ** 63), 2 ** 63]; /* ±(2^63 - 1) rounds to ±2^63 in a double */
   if (n < lo || n > hi) throw new ProtoJsonError(`${path}: value ${JSON.stringify(v)} out of range for ${bits} field`);
   // int64 is a string in protojson output.
   return bits === 'int64' ? String(n) : n;

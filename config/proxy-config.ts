@@ -294,7 +294,14 @@ export function applyOverlay(base: ProxyConfig, overlay: ProtoJson): ProxyConfig
   }
   if (!out.proxyMetadata) out.proxyMetadata = {};
   // Scalars with no value in the message read as proto zero values.
-  for (const [k, zero] of [['configPath', ''], ['binaryPath', ''], ['discoveryAddress', ''], ['proxyAdminPort', 0], ['statusPort', 0], ['controlPlaneAuthPolicy', 'NONE']] as const) {
+  for (const [k, zero] of [
+    ['configPath', ''],
+    ['binaryPath', ''],
+    ['discoveryAddress', ''],
+    ['proxyAdminPort', 0],
+    ['statusPort', 0],
+    ['controlPlaneAuthPolicy', 'NONE'],
+  ] as const) {
     if (out[k] === undefined) out[k] = zero;
   }
   return out as unknown as ProxyConfig;

@@ -7,16 +7,7 @@ import { defaultLogOptions, type LogOptions } from '../lib/log.js';
 import { DownwardApiError, parseDownwardApi } from './downward.js';
 import { agentEnv, type AgentEnvDefs } from './env.js';
 import { parseProxyType, resolveIdentity, type InterfaceAddress, type ProxyIdentity } from './identity.js';
-import {
-  applyOverlay,
-  ConfigError,
-  defaultProxyConfig,
-  parseMeshConfigFile,
-  parseProxyConfigOverlay,
-  validateProxyConfig,
-  type ProxyConfig,
-  type YamlParser,
-} from './proxy-config.js';
+import { applyOverlay, ConfigError, defaultProxyConfig, parseMeshConfigFile, parseProxyConfigOverlay, validateProxyConfig, type ProxyConfig, type YamlParser } from './proxy-config.js';
 
 /**
  * Flags of `pilot-agent proxy` with Istio's defaults (addFlags in

@@ -75,12 +75,17 @@ export function allIpv6(ips: readonly string[]): boolean {
 export function envoyArgs(o: EnvoyArgsOptions): string[] {
   const flushMs = o.fileFlushIntervalMs !== undefined && o.fileFlushIntervalMs > 0 ? Math.trunc(o.fileFlushIntervalMs) : 1000;
   const args = [
-    '-c', o.configPath,
+    '-c',
+    o.configPath,
     // Go's int(d.Seconds()) truncates toward zero.
-    '--drain-time-s', String(Math.trunc(o.drainDurationMs / 1000)),
-    '--drain-strategy', 'immediate',
-    '--local-address-ip-version', allIpv6(o.nodeIps) ? 'v6' : 'v4',
-    '--file-flush-interval-msec', String(flushMs),
+    '--drain-time-s',
+    String(Math.trunc(o.drainDurationMs / 1000)),
+    '--drain-strategy',
+    'immediate',
+    '--local-address-ip-version',
+    allIpv6(o.nodeIps) ? 'v6' : 'v4',
+    '--file-flush-interval-msec',
+    String(flushMs),
     '--disable-hot-restart',
     '--allow-unknown-static-fields',
   ];

@@ -7,8 +7,7 @@ import { knownIstioListeners } from './connections.js';
 import type { SupervisorOptions } from './supervisor.js';
 
 /** Ciphers Istio limits Envoy's google_grpc TLS 1.2 client to under a FIPS compliance policy. */
-export const FIPS_GRPC_SSL_CIPHER_SUITES =
-  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384';
+export const FIPS_GRPC_SSL_CIPHER_SUITES = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384';
 
 /** The uid/gid Envoy runs as when the agent is root and the DNS proxy takes port 53. */
 export const PROXY_UID = 1337;

@@ -30,7 +30,12 @@ export function describeExit(e: EnvoyExit): string | undefined {
  * Go's exec.Command does.
  */
 export async function checkEnvoyBinary(binaryPath: string, pathEnv: string | undefined): Promise<string> {
-  const candidates = binaryPath.includes('/') ? [binaryPath] : (pathEnv ?? '').split(delimiter).filter(Boolean).map((d) => join(d, binaryPath));
+  const candidates = binaryPath.includes('/')
+    ? [binaryPath]
+    : (pathEnv ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, binaryPath));
   let problem = 'not found';
   for (const file of candidates) {
     try {

@@ -205,7 +205,10 @@ export class Applier {
       const sections = saveSections(f.before);
       const tables = new Set([...payloadTables(f.rules), ...extraTables]);
       // `*T` + `COMMIT` without --noflush empties T; iptables-nft removes the table itself.
-      const input = [...tables].sort().map((t) => sections.get(t) ?? `*${t}\nCOMMIT\n`).join('');
+      const input = [...tables]
+        .sort()
+        .map((t) => sections.get(t) ?? `*${t}\nCOMMIT\n`)
+        .join('');
       const r = await this.restore(f.backend, input, false);
       if (r.code === 0) this.log.warn(`Rolled back ${f.backend.cmd} tables ${[...tables].sort().join(', ')} to their state before this run`);
       else this.log.error(`rollback of ${f.backend.cmd} failed (exit status ${r.code}): ${oneLine(r.stderr)}`);

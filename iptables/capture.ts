@@ -193,7 +193,10 @@ export function buildRules(cfg: CaptureConfig): CapturePlan {
       }
     }
     // Conntrack zones keep the app→agent and agent→upstream UDP flows apart.
-    for (const [match, ids] of [['--uid-owner', uids], ['--gid-owner', gids]] as const) {
+    for (const [match, ids] of [
+      ['--uid-owner', uids],
+      ['--gid-owner', gids],
+    ] as const) {
       for (const id of ids) {
         b.append(ISTIO_OUTPUT_DNS, RAW, '-p', 'udp', '--dport', '53', '-m', 'owner', match, id, '-j', 'CT', '--zone', '1');
         b.append(ISTIO_OUTPUT_DNS, RAW, '-p', 'udp', '--sport', DNS_CAPTURE_PORT, '-m', 'owner', match, id, '-j', 'CT', '--zone', '2');

@@ -36,7 +36,9 @@ export class RealDependencies implements Dependencies {
 
   legacyTables(family: Family): string[] | undefined {
     try {
-      return readFileSync(`/proc/net/${family === 'v4' ? 'ip' : 'ip6'}_tables_names`, 'utf8').split('\n').filter(Boolean);
+      return readFileSync(`/proc/net/${family === 'v4' ? 'ip' : 'ip6'}_tables_names`, 'utf8')
+        .split('\n')
+        .filter(Boolean);
     } catch {
       return undefined;
     }
@@ -189,7 +191,5 @@ export async function detectBackend(deps: Dependencies, family: Family, forced: 
   const plain = names(family, '');
   const p = await deps.exec(plain.save, []);
   if (p.code === 0) return backendFrom(deps, family, 'unknown', plain, p);
-  throw new DetectionError(
-    `no usable ${base(family)} binary: ${[l && describeFailure(legacy.save, l), describeFailure(nft.save, n), describeFailure(plain.save, p)].filter(Boolean).join('; ')}`,
-  );
+  throw new DetectionError(`no usable ${base(family)} binary: ${[l && describeFailure(legacy.save, l), describeFailure(nft.save, n), describeFailure(plain.save, p)].filter(Boolean).join('; ')}`);
 }

@@ -10,12 +10,7 @@ let counter = 0;
  * `mode` is filtered by the process umask, as Go's os.WriteFile does, unless `exactMode` is set:
  * then the file gets exactly `mode` whatever the umask (fchmod on the temp file, before rename).
  */
-export async function writeFileAtomic(
-  path: string,
-  data: string | Uint8Array,
-  mode = 0o644,
-  { exactMode = false }: { exactMode?: boolean } = {},
-): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644, { exactMode = false }: { exactMode?: boolean } = {}): Promise<void> {
   // pid + counter is unique among live writers; 'wx' below refuses to reuse a stale name.
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${++counter}.tmp`);
   let fh;

@@ -36,13 +36,7 @@ export interface EnvPrefixDef {
 export type EnvDef = EnvVarDef | EnvPrefixDef;
 export type EnvDefs = Record<string, EnvDef>;
 
-export type EnvValue<D> = D extends EnvPrefixDef
-  ? ReadonlyMap<string, string>
-  : D extends EnvVarDef<infer K, infer O>
-    ? O extends true
-      ? KindValues[K] | undefined
-      : KindValues[K]
-    : never;
+export type EnvValue<D> = D extends EnvPrefixDef ? ReadonlyMap<string, string> : D extends EnvVarDef<infer K, infer O> ? (O extends true ? KindValues[K] | undefined : KindValues[K]) : never;
 
 export type EnvValues<T extends EnvDefs> = { readonly [N in keyof T]: EnvValue<T[N]> };
 

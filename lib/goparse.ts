@@ -4,9 +4,19 @@
 /** Go strconv.ParseBool. Returns undefined when Go would return an error. */
 export function parseGoBool(s: string): boolean | undefined {
   switch (s) {
-    case '1': case 't': case 'T': case 'TRUE': case 'true': case 'True':
+    case '1':
+    case 't':
+    case 'T':
+    case 'TRUE':
+    case 'true':
+    case 'True':
       return true;
-    case '0': case 'f': case 'F': case 'FALSE': case 'false': case 'False':
+    case '0':
+    case 'f':
+    case 'F':
+    case 'FALSE':
+    case 'false':
+    case 'False':
       return false;
     default:
       return undefined;
@@ -35,8 +45,8 @@ export function parseGoFloat(s: string): number | undefined {
 const durationUnits: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3, // U+00B5 micro sign
-  'μs': 1e-3, // U+03BC Greek mu
+  µs: 1e-3, // U+00B5 micro sign
+  μs: 1e-3, // U+03BC Greek mu
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -117,7 +127,7 @@ export function goUnquote(s: string): string | undefined {
   const pushString = (str: string) => {
     for (const b of Buffer.from(str, 'utf8')) bytes.push(b);
   };
-  for (let i = 0; i < body.length; ) {
+  for (let i = 0; i < body.length;) {
     const c = body[i]!;
     if (c === '"' || c === '\n') return undefined;
     if (c !== '\\') {

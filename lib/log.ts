@@ -93,7 +93,12 @@ export function configureLogging(opts: Partial<LogOptions> = {}): void {
     state.levels.clear();
   }
   for (const [k, v] of user.scopes) state.levels.set(k, v);
-  state.callers = new Set(o.logCallers.split(',').map((s) => s.trim()).filter(Boolean));
+  state.callers = new Set(
+    o.logCallers
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   state.asJson = o.asJson;
   state.sinks = (o.targets.length ? o.targets : ['stdout']).map(openSink);
   state.configured = true;

@@ -20,7 +20,14 @@ t.test('npm start entry: starts in out/local and stops cleanly on SIGINT', async
   });
   await run.waitFor(/runs without Envoy/);
   t.match(run.output().stdout, /no envoy on PATH/);
-  t.equal(run.output().stdout.split('\n').filter((l) => /without Envoy/.test(l)).length, 1, 'one line: the agent runs without Envoy');
+  t.equal(
+    run
+      .output()
+      .stdout.split('\n')
+      .filter((l) => /without Envoy/.test(l)).length,
+    1,
+    'one line: the agent runs without Envoy',
+  );
   run.child.kill('SIGINT');
   const r = await run.exited;
   t.equal(r.code, 0);

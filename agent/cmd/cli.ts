@@ -107,11 +107,19 @@ function buildProgram(setExit: (code: number) => void, onProxy: ProxyHandler = r
     .allowUnknownOption()
     .allowExcessArguments();
   proxy.option('--domain <domain>', 'DNS domain suffix. If not provided uses ${POD_NAMESPACE}.svc.cluster.local', '');
-  proxy.option('--meshConfig <file>', 'File name for Istio mesh configuration. If not specified, a default mesh will be used. This may be overridden by PROXY_CONFIG environment variable or proxy.istio.io/config annotation.', './etc/istio/config/mesh');
+  proxy.option(
+    '--meshConfig <file>',
+    'File name for Istio mesh configuration. If not specified, a default mesh will be used. This may be overridden by PROXY_CONFIG environment variable or proxy.istio.io/config annotation.',
+    './etc/istio/config/mesh',
+  );
   proxy.option('--stsPort <port>', 'HTTP Port on which to serve Security Token Service (STS). If zero, STS service will not be provided.', goInt('--stsPort'), 0);
   proxy.option('--tokenManagerPlugin <name>', 'Token provider specific plugin name.', 'GoogleTokenExchange');
   proxy.option('--serviceCluster <name>', 'Service cluster', 'istio-proxy');
-  proxy.option('--proxyLogLevel <level>', "The log level used to start the Envoy proxy (choose from {trace, debug, info, warning, error, critical, off}).Level may also include one or more scopes, such as 'info,misc:error,upstream:debug'", 'warning');
+  proxy.option(
+    '--proxyLogLevel <level>',
+    "The log level used to start the Envoy proxy (choose from {trace, debug, info, warning, error, critical, off}).Level may also include one or more scopes, such as 'info,misc:error,upstream:debug'",
+    'warning',
+  );
   proxy.option('--concurrency <n>', 'number of worker threads to run', goInt('--concurrency'), 0);
   proxy.option('--proxyComponentLogLevel <levels>', 'The component log level used to start the Envoy proxy. Deprecated, use proxyLogLevel instead', '');
   proxy.option('--templateFile <file>', 'Go template bootstrap config', '');

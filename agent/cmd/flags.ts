@@ -20,7 +20,7 @@ function optionsOf(cmd: Command): Map<string, FlagInfo> {
   for (const o of cmd.options) {
     if (o.negate) continue;
     const info: FlagInfo = { takesValue: o.required || o.optional };
-    const neg = (cmd.options).find((n) => n.negate && n.long === `--no-${o.long?.slice(2)}`);
+    const neg = cmd.options.find((n) => n.negate && n.long === `--no-${o.long?.slice(2)}`);
     if (neg?.long) info.negate = neg.long;
     if (o.long) out.set(o.long, info);
     if (o.short) out.set(o.short, info);
@@ -112,7 +112,7 @@ export function describeFlags(cmds: readonly Command[]): string[] {
     for (const o of c.options) {
       if (o.negate || !o.long || o.hidden) continue;
       const v = values[o.attributeName()];
-      const shown = Array.isArray(v) ? `[${v.join(",")}]` : typeof v === "string" || typeof v === "number" || typeof v === "boolean" ? String(v) : "";
+      const shown = Array.isArray(v) ? `[${v.join(',')}]` : typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
       lines.set(o.long.slice(2), `FLAG: ${o.long}=${JSON.stringify(shown)}`);
     }
   }

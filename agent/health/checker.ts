@@ -92,10 +92,11 @@ export function workloadProbeConfig(raw: Json, d: ProbeTargetDefaults): Workload
     if (scheme !== 'http' && scheme !== 'https') throw new ReadinessProbeConfigError(`readinessProbe.httpGet.scheme: unsupported scheme ${JSON.stringify(scheme)}`);
     const headersRaw = field(httpGet, 'httpHeaders');
     const headers: [string, string][] = [];
-    if (Array.isArray(headersRaw)) for (const h of headersRaw) {
-      const o = obj(h, 'httpGet.httpHeaders[]') ?? {};
-      headers.push([str(o, 'name'), str(o, 'value')]);
-    }
+    if (Array.isArray(headersRaw))
+      for (const h of headersRaw) {
+        const o = obj(h, 'httpGet.httpHeaders[]') ?? {};
+        headers.push([str(o, 'name'), str(o, 'value')]);
+      }
     method = { kind: 'httpGet', scheme, host: str(httpGet, 'host') || d.defaultHost, port: int(httpGet, 'port', 0), path: str(httpGet, 'path') || '/', headers };
   } else if (tcp) {
     method = { kind: 'tcpSocket', host: str(tcp, 'host') || d.defaultHost, port: int(tcp, 'port', 0) };
@@ -103,7 +104,8 @@ export function workloadProbeConfig(raw: Json, d: ProbeTargetDefaults): Workload
     method = { kind: 'grpc', host: d.defaultHost, port: int(grpc, 'port', 0), service: str(grpc, 'service') };
   } else if (exec) {
     const command = field(exec, 'command');
-    if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string')) throw new ReadinessProbeConfigError('readinessProbe.exec.command must be a non-empty list of strings');
+    if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string'))
+      throw new ReadinessProbeConfigError('readinessProbe.exec.command must be a non-empty list of strings');
     method = { kind: 'exec', command: command };
   }
   return {
@@ -170,7 +172,14 @@ export class WorkloadHealthChecker {
         if (![...headers.keys()].some((k) => k.toLowerCase() === 'user-agent')) headers.set('User-Agent', ['istio-probe/1.0']);
         const res = await httpGetProbe(
           { scheme: m.scheme, host: m.host, port: m.port, path: m.path.startsWith('/') ? m.path : `/${m.path}` },
-          { headers, ...(host ? { hostHeader: host } : {}), timeoutMs: c.timeoutMs, redirects: 'any', ...(this.deps.localAddress ? { localAddress: this.deps.localAddress } : {}), ...(signal ? { signal } : {}) },
+          {
+            headers,
+            ...(host ? { hostHeader: host } : {}),
+            timeoutMs: c.timeoutMs,
+            redirects: 'any',
+            ...(this.deps.localAddress ? { localAddress: this.deps.localAddress } : {}),
+            ...(signal ? { signal } : {}),
+          },
         );
         if (res.status < 200 || res.status >= 400) throw new ProbeError(`status code was not from [200,400), bad code ${res.status}`);
         return;

@@ -2,7 +2,19 @@
 // Kubernetes probes and the VM health checker) and the workload health checker (Istio's
 // pkg/istio-agent/health).
 export { ProbeError } from './probe-error.js';
-export { execProbe, grpcHealthProbe, httpGetProbe, isRedirect, tcpProbe, type GrpcProbeOptions, type HttpGetTarget, type HttpProbeOptions, type HttpProbeResult, type RedirectPolicy, type TcpProbeOptions } from './probers.js';
+export {
+  execProbe,
+  grpcHealthProbe,
+  httpGetProbe,
+  isRedirect,
+  tcpProbe,
+  type GrpcProbeOptions,
+  type HttpGetTarget,
+  type HttpProbeOptions,
+  type HttpProbeResult,
+  type RedirectPolicy,
+  type TcpProbeOptions,
+} from './probers.js';
 export {
   ReadinessProbeConfigError,
   WorkloadHealthChecker,

@@ -290,14 +290,11 @@ function http1(send: (headers: OutgoingHttpHeaders) => ReturnType<typeof httpReq
         resolve({ status, body: Buffer.alloc(0), protocol: 'HTTP/1.1', location });
         return;
       }
-      readCapped(res, o.maxBodyBytes ?? 10 * 1024).then(
-        ({ body, complete }) => {
-          // A keep-alive connection goes back to the pool only when its response was read whole.
-          if (!o.agent || !complete) req.destroy();
-          resolve({ status, body, protocol: 'HTTP/1.1' });
-        },
-        reject,
-      );
+      readCapped(res, o.maxBodyBytes ?? 10 * 1024).then(({ body, complete }) => {
+        // A keep-alive connection goes back to the pool only when its response was read whole.
+        if (!o.agent || !complete) req.destroy();
+        resolve({ status, body, protocol: 'HTTP/1.1' });
+      }, reject);
     });
     req.end();
   });

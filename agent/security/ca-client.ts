@@ -39,7 +39,25 @@ export interface CitadelClientOptions {
 const RETRIED = new Set([8 /* RESOURCE_EXHAUSTED */, 10 /* ABORTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */]);
 const MAX_ATTEMPTS = 5;
 
-const CODE_NAMES = ['OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied', 'ResourceExhausted', 'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated'];
+const CODE_NAMES = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+];
 
 /** A failed RPC as Go prints it: `rpc error: code = Unavailable desc = …`. */
 export function goStatusText(err: { code?: number; details?: string; message?: string }): string {
@@ -103,11 +121,7 @@ export class CitadelClient implements CaClient {
     if (this.o.tls) {
       const root = await loadRootCert(this.o.tls.root);
       const client = await loadClientCertificate(this.o.tls.clientCert);
-      creds = grpc.credentials.createSsl(
-        root === undefined ? null : Buffer.from(root),
-        client ? Buffer.from(client.key) : null,
-        client ? Buffer.from(client.certChain) : null,
-      );
+      creds = grpc.credentials.createSsl(root === undefined ? null : Buffer.from(root), client ? Buffer.from(client.key) : null, client ? Buffer.from(client.certChain) : null);
       options['grpc.ssl_target_name_override'] = this.o.tls.serverName;
       options['grpc.default_authority'] = this.o.tls.serverName;
     } else {

@@ -25,9 +25,7 @@ export class RootCertError extends AgentError {
 }
 
 /** Where the root that verifies istiod comes from. */
-export type RootCertSource =
-  | { kind: 'system'; via: string }
-  | { kind: 'file'; path: string; via: 'CA_ROOT_CA' | 'XDS_ROOT_CA' | 'custom' | 'etc-certs' | 'PROV_CERT' | 'file-mounted' | 'default' };
+export type RootCertSource = { kind: 'system'; via: string } | { kind: 'file'; path: string; via: 'CA_ROOT_CA' | 'XDS_ROOT_CA' | 'custom' | 'etc-certs' | 'PROV_CERT' | 'file-mounted' | 'default' };
 
 export interface CaRootInputs {
   CA_ROOT_CA: string;

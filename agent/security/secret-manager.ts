@@ -243,7 +243,11 @@ export class SecretManager {
     }
     this.item = item;
     this.scheduleRotation(item);
-    log.info('generated new workload certificate', { resourceName: WORKLOAD_KEY_CERT_RESOURCE, latency: `${this.clock.now() - started}ms`, ttl: `${Math.round((item.expireTime - this.clock.now()) / 1000)}s` });
+    log.info('generated new workload certificate', {
+      resourceName: WORKLOAD_KEY_CERT_RESOURCE,
+      latency: `${this.clock.now() - started}ms`,
+      ttl: `${Math.round((item.expireTime - this.clock.now()) / 1000)}s`,
+    });
     return item;
   }
 
@@ -434,7 +438,10 @@ export class SecretManager {
     this.stopped.abort();
     this.rotationTimer.cancel();
     this.watcher.close();
-    void Promise.resolve(this.o.caClient).then((c) => c?.close(), () => {});
+    void Promise.resolve(this.o.caClient).then(
+      (c) => c?.close(),
+      () => {},
+    );
   }
 }
 

@@ -28,7 +28,11 @@ export interface SourceMetricInfo {
  * (security/pkg/nodeagent/cache/monitoring.go, pkg/istio-agent/metrics/metrics.go).
  */
 export const KNOWN_SOURCE_METRICS: Readonly<Record<string, SourceMetricInfo>> = {
-  cert_expiry_seconds: { type: 'gauge', help: 'The time remaining, in seconds, before the certificate chain will expire. A negative value indicates the cert is expired.', labels: { resource_name: 'default' } },
+  cert_expiry_seconds: {
+    type: 'gauge',
+    help: 'The time remaining, in seconds, before the certificate chain will expire. A negative value indicates the cert is expired.',
+    labels: { resource_name: 'default' },
+  },
   outgoing_latency: { type: 'counter', help: 'The latency of outgoing requests (e.g. to a token exchange server, CA, etc.) in milliseconds.', labels: { request_type: 'csr' } },
   num_outgoing_requests: { type: 'counter', help: 'Number of total outgoing requests (e.g. to a token exchange server, CA, etc.)', labels: { request_type: 'csr' } },
   num_failed_outgoing_requests: { type: 'counter', help: 'Number of failed outgoing requests (e.g. to a token exchange server, CA, etc.)', labels: { request_type: 'csr' } },
@@ -79,7 +83,11 @@ export function renderSourceMetrics(sources: readonly MetricsSource[], known: Re
     const full = METRIC_PREFIX + name;
     if (info) out += `# HELP ${full} ${escapeHelp(info.help)}\n# TYPE ${full} ${info.type}\n`;
     else out += `# TYPE ${full} untyped\n`;
-    const labels = info?.labels ? `{${Object.entries(info.labels).map(([k, lv]) => `${k}="${escapeLabel(lv)}"`).join(',')}}` : '';
+    const labels = info?.labels
+      ? `{${Object.entries(info.labels)
+          .map(([k, lv]) => `${k}="${escapeLabel(lv)}"`)
+          .join(',')}}`
+      : '';
     out += `${full}${labels} ${formatValue(v)}\n`;
   }
   return out;
@@ -105,7 +113,7 @@ export class AgentMetrics {
 
   #init(): Promise<{ prom: Prom; registry: import('prom-client').Registry }> {
     return (this.#prom ??= import('prom-client').then((m: Prom) => {
-      const prom = ((m as unknown as { default?: Prom }).default ?? m);
+      const prom = (m as unknown as { default?: Prom }).default ?? m;
       const registry = new prom.Registry();
       prom.collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
       // The counters live in plain fields (they count before prom-client is loaded); prom-client

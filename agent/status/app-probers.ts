@@ -48,7 +48,8 @@ function object(v: unknown, where: string): Json | undefined {
 
 function int32(v: unknown, where: string): number {
   if (v === undefined || v === null) return 0;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw new DecodeError(`json: cannot unmarshal ${jsonType(v)} ${JSON.stringify(v)} into Go struct field ${where} of type int32`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31)
+    throw new DecodeError(`json: cannot unmarshal ${jsonType(v)} ${JSON.stringify(v)} into Go struct field ${where} of type int32`);
   return v;
 }
 

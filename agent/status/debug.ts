@@ -18,8 +18,7 @@ async function cpuProfile(seconds: number): Promise<string> {
   const { Session } = await import('node:inspector');
   const session = new Session();
   session.connect();
-  const post = <T>(method: string, params?: object) =>
-    new Promise<T>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
+  const post = <T>(method: string, params?: object) => new Promise<T>((resolve, reject) => session.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));
   try {
     await post('Profiler.enable');
     await post('Profiler.start');

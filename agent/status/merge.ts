@@ -167,7 +167,9 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
   };
 
   // Every source starts at once; bodies are read in the output's order.
-  const envoy = s.mergeEnvoy ? getSource(s.envoyPort, `/stats/prometheus${r.rawQuery ? `?${r.rawQuery}` : ''}`, forwarded(r.headers, rewriteAccept(r.headers.accept, ENVOY_ACCEPTS)), deadline) : undefined;
+  const envoy = s.mergeEnvoy
+    ? getSource(s.envoyPort, `/stats/prometheus${r.rawQuery ? `?${r.rawQuery}` : ''}`, forwarded(r.headers, rewriteAccept(r.headers.accept, ENVOY_ACCEPTS)), deadline)
+    : undefined;
   envoy?.catch(() => {}); // reported when its turn comes
   const appHeaders = forwarded(r.headers, rewriteAccept(r.headers.accept, APP_ACCEPTS));
   const agentText = metrics.render().catch((err: Error) => {
@@ -244,6 +246,9 @@ export async function serveMergedMetrics(r: MergeRequest, s: ScrapeSettings, met
     out.destroy();
   } finally {
     single?.destroy();
-    void envoy?.then((res) => res.destroy(), () => {});
+    void envoy?.then(
+      (res) => res.destroy(),
+      () => {},
+    );
   }
 }

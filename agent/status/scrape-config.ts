@@ -104,13 +104,17 @@ export function normalizeScrapeConfig(value: string, statusPort: number): Scrape
     throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS`, { cause: err });
   }
   if (raw === null) raw = {};
-  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type status.PrometheusScrapeConfiguration`);
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new ScrapeConfigError(
+      `failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type status.PrometheusScrapeConfiguration`,
+    );
   const o = raw as Json;
   const scrape = str(o, 'scrape', 'PrometheusScrapeConfiguration');
   let port = str(o, 'port', 'PrometheusScrapeConfiguration');
   let path = str(o, 'path', 'PrometheusScrapeConfiguration');
   const rawTargets = field(o, 'targets');
-  if (rawTargets !== undefined && rawTargets !== null && !Array.isArray(rawTargets)) throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: json: cannot unmarshal ${typeof rawTargets} into Go struct field PrometheusScrapeConfiguration.targets`);
+  if (rawTargets !== undefined && rawTargets !== null && !Array.isArray(rawTargets))
+    throw new ScrapeConfigError(`failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: json: cannot unmarshal ${typeof rawTargets} into Go struct field PrometheusScrapeConfiguration.targets`);
   const targets: ScrapeTarget[] = ((rawTargets as unknown[] | undefined) ?? []).map((t) => {
     if (t === null || typeof t !== 'object' || Array.isArray(t)) throw new ScrapeConfigError('failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: targets entries must be objects');
     return { port: str(t as Json, 'port', 'ScrapeTarget'), path: str(t as Json, 'path', 'ScrapeTarget') };

@@ -200,9 +200,10 @@ export class ProxyStream {
         log.warn(`failed to apply ${shortType(r.typeUrl)} from istiod, sending NACK: ${errorDetail.message}`);
       }
       if (this.closed) return;
-      const ack = this.flavour === 'sotw'
-        ? { typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, ...(errorDetail ? { errorDetail } : {}) }
-        : { typeUrl: r.typeUrl, responseNonce: r.nonce, ...(errorDetail ? { errorDetail } : {}) };
+      const ack =
+        this.flavour === 'sotw'
+          ? { typeUrl: r.typeUrl, versionInfo: r.versionInfo, responseNonce: r.nonce, ...(errorDetail ? { errorDetail } : {}) }
+          : { typeUrl: r.typeUrl, responseNonce: r.nonce, ...(errorDetail ? { errorDetail } : {}) };
       this.send(encodeRequest(ack, this.flavour), r.typeUrl);
     });
   }

@@ -56,7 +56,10 @@ function agent(p: Pod, args = ['proxy', 'sidecar']) {
 const lines = (out: string, level: string) => out.split('\n').filter((l) => l.includes(`\t${level}\t`));
 
 t.test("the stand-in exits by itself → the agent exits with Istio's code (0), whatever Envoy's status", async (t) => {
-  for (const [exit, log] of [[{ afterMs: 300, code: 0 }, /\tinfo\tEnvoy exited normally/], [{ afterMs: 300, code: 7 }, /\terror\tEnvoy exited with error: exit status 7/]] as const) {
+  for (const [exit, log] of [
+    [{ afterMs: 300, code: 0 }, /\tinfo\tEnvoy exited normally/],
+    [{ afterMs: 300, code: 7 }, /\terror\tEnvoy exited with error: exit status 7/],
+  ] as const) {
     const p = await pod({ exit });
     const r = await agent(p).exited;
     t.equal(r.code, 0, `Envoy exit ${exit.code}: agent exit 0`);
@@ -197,12 +200,15 @@ t.test('DISABLE_ENVOY=true: the agent runs without Envoy and says so in one line
   t.same(p.s.events(), [], 'no Envoy started');
 });
 
-t.test('lazy start path: nothing heavy is loaded before Envoy is exec\'d', async (t) => {
+t.test("lazy start path: nothing heavy is loaded before Envoy is exec'd", async (t) => {
   const p = await pod({ exit: { afterMs: 100 } }, { customConfigFile: '' });
   // A resolve hook records every module the agent loads, with the time.
   const hooks = join(p.cwd, 'hooks.mjs');
   const loaded = join(p.cwd, 'loaded.txt');
-  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(loaded)}, process.pid + ' ' + Date.now() + ' ' + r.url + '\\n'); return r; }\n`);
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); appendFileSync(${JSON.stringify(loaded)}, process.pid + ' ' + Date.now() + ' ' + r.url + '\\n'); return r; }\n`,
+  );
   const register = join(p.cwd, 'register.mjs');
   writeFileSync(register, `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`);
   const run = spawnCli(['proxy', 'sidecar'], { cwd: p.cwd, env: { ...p.env, NODE_OPTIONS: `--import=${register}` } });
@@ -218,8 +224,14 @@ t.test('lazy start path: nothing heavy is loaded before Envoy is exec\'d', async
     .split('\n')
     .filter((l) => l.startsWith(`${run.child.pid} `))
     .map((l) => l.split(' ') as [string, string, string]);
-  const before = mine.filter(([, at]) => Number(at) <= spawnedAt).map(([, , url]) => url).join('\n');
-  const after = mine.filter(([, at]) => Number(at) > spawnedAt).map(([, , url]) => url).join('\n');
+  const before = mine
+    .filter(([, at]) => Number(at) <= spawnedAt)
+    .map(([, , url]) => url)
+    .join('\n');
+  const after = mine
+    .filter(([, at]) => Number(at) > spawnedAt)
+    .map(([, , url]) => url)
+    .join('\n');
   // The shipped bin is the bundle (packaging/bundle.mjs): the bootstrap is its own chunk, loaded
   // by the dynamic import that renders it.
   t.match(before, /dist\/bundle\/pilot-agent\.mjs/, 'the hook saw the start path');
@@ -255,5 +267,8 @@ t.test('a custom bootstrap template is one clear error, exit 255, Envoy never st
   const errors = lines(r.stdout, 'error');
   t.equal(errors.length, 1, errors.join('\n'));
   t.match(errors[0]!, /ISTIO_BOOTSTRAP/);
-  t.notOk(p.s.events().some((e) => e.e === 'start'), 'Envoy not started');
+  t.notOk(
+    p.s.events().some((e) => e.e === 'start'),
+    'Envoy not started',
+  );
 });

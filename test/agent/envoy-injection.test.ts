@@ -32,11 +32,16 @@ function expectedArgv(env: Record<string, string>, annotations: Record<string, s
   const level = flag('proxyLogLevel', 'warning');
   const component = flag('proxyComponentLogLevel', '');
   return [
-    '-c', CUSTOM,
-    '--drain-time-s', String(drain),
-    '--drain-strategy', 'immediate',
-    '--local-address-ip-version', 'v4',
-    '--file-flush-interval-msec', '1000',
+    '-c',
+    CUSTOM,
+    '--drain-time-s',
+    String(drain),
+    '--drain-strategy',
+    'immediate',
+    '--local-address-ip-version',
+    'v4',
+    '--file-flush-interval-msec',
+    '1000',
     '--disable-hot-restart',
     '--allow-unknown-static-fields',
     ...(level.includes(':') ? [] : ['-l', level]),
@@ -61,7 +66,11 @@ for (const pod of pods) {
     const env = containerEnv(pod, c);
     const args = containerArgs(c, env);
     const annotationConfig = yamlObject(pod.annotations['proxy.istio.io/config']);
-    t.same(OURS.filter((k) => k in annotationConfig), [], 'the pod annotation leaves the test-only settings to PROXY_CONFIG');
+    t.same(
+      OURS.filter((k) => k in annotationConfig),
+      [],
+      'the pod annotation leaves the test-only settings to PROXY_CONFIG',
+    );
 
     const cwd = podWorkdir(pod, 'inj-envoy-');
     const [adminPort, statusPort] = await freePorts(2);

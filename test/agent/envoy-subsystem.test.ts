@@ -32,7 +32,15 @@ async function setup(script: StandinScript, proxyConfig: Record<string, unknown>
   const s = standin({ exitWithParent: true, ...script });
   const [adminPort, statusPort] = await freePorts(2);
   const bootstrap = join(s.dir, 'etc/istio/proxy/envoy-rev.json');
-  const config = standinAgentConfig({ s, adminPort: adminPort!, statusPort: statusPort!, iface: { name: 'eth0', address: '10.244.1.17', internal: false }, terminationDrainDuration: '0.6s', proxyConfig, env });
+  const config = standinAgentConfig({
+    s,
+    adminPort: adminPort!,
+    statusPort: statusPort!,
+    iface: { name: 'eth0', address: '10.244.1.17', internal: false },
+    terminationDrainDuration: '0.6s',
+    proxyConfig,
+    env,
+  });
   const generated: PrepareBootstrap = async () => ({ path: writeTestBootstrap(bootstrap, { adminPort: adminPort! }), generated: true });
   return { s, config, bootstrap, generated };
 }
@@ -68,7 +76,7 @@ t.test('TestStartStop: the cleanup runs when Envoy stops — a generated bootstr
   t.ok(existsSync(custom), 'a customConfigFile is never deleted');
 });
 
-t.test('Envoy killed by a signal: Istio\'s OOM hint', async (t) => {
+t.test("Envoy killed by a signal: Istio's OOM hint", async (t) => {
   const x = await setup({ exit: { afterMs: 200, signal: 'SIGKILL' } });
   const { running } = await startAgent(x);
   await running;
@@ -87,7 +95,10 @@ t.test('shutdown (SIGTERM): graceful inbound drain, Envoy killed no earlier than
   t.same({ ...drain, t: 0 }, { e: 'drain', t: 0, inboundOnly: true, graceful: true, skipExit: false });
   t.ok(gone - drain.t >= 600, `killed ${gone - drain.t}ms after the drain call (terminationDrainDuration 600ms)`);
   t.ok(gone - t0 < 3000, 'and not much later');
-  t.notOk(x.s.events().some((e) => e.e === 'exit' || e.e === 'signal'), 'no SIGTERM for Envoy: it is SIGKILLed');
+  t.notOk(
+    x.s.events().some((e) => e.e === 'exit' || e.e === 'signal'),
+    'no SIGTERM for Envoy: it is SIGKILLed',
+  );
   t.notOk(existsSync(x.bootstrap), 'bootstrap deleted');
   t.match(logText(), /Graceful termination period is 600ms, starting\.\.\.\n.*Graceful termination period complete, terminating remaining proxies\.\n.*Envoy aborted normally/s);
 });
@@ -114,7 +125,10 @@ t.test('requestShutdown (/quitquitquit): no drain, Envoy killed at once', async 
   await running;
   t.ok(Date.now() - t0 < 1500, 'no drain period');
   t.equal(controller.signal.reason, '/quitquitquit called', 'the cause readiness reports');
-  t.notOk(x.s.events().some((e) => e.e === 'drain'), 'no drain_listeners call');
+  t.notOk(
+    x.s.events().some((e) => e.e === 'drain'),
+    'no drain_listeners call',
+  );
   t.notOk(pidAlive(start.pid));
   t.notOk(existsSync(x.bootstrap));
   t.match(logText(), /Agent already drained, exiting immediately/);
@@ -181,7 +195,11 @@ t.test('a bad binary: the start fails before the bootstrap step; an exec failure
   const dir = mkdtempSync(join(tmpdir(), 'badbin-'));
   const notExec = join(dir, 'envoy');
   writeFileSync(notExec, '#!/bin/sh\n', { mode: 0o644 });
-  for (const [binaryPath, re] of [[join(dir, 'missing'), /binary .*missing not found/], [notExec, /is not executable/], [dir, /is a directory/]] as const) {
+  for (const [binaryPath, re] of [
+    [join(dir, 'missing'), /binary .*missing not found/],
+    [notExec, /is not executable/],
+    [dir, /is a directory/],
+  ] as const) {
     const x = await setup({}, { binaryPath });
     let prepared = false;
     const controller = new ShutdownController();
@@ -204,8 +222,20 @@ t.test('DISABLE_ENVOY: no Envoy subsystem, one line saying so', async (t) => {
   const x = await setup({});
   const config = { ...x.config, env: { ...x.config.env, DISABLE_ENVOY: true } } as AgentConfig;
   const before = logText().length;
-  t.same((await buildSubsystems(config, new ShutdownController(), { sds: false, xds: false })).map((s) => s.name), ['status server'], 'only the status server');
-  t.equal(logText().slice(before), logText().slice(before).split('\n').filter(Boolean).map((l) => `${l}\n`).join(''));
+  t.same(
+    (await buildSubsystems(config, new ShutdownController(), { sds: false, xds: false })).map((s) => s.name),
+    ['status server'],
+    'only the status server',
+  );
+  t.equal(
+    logText().slice(before),
+    logText()
+      .slice(before)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => `${l}\n`)
+      .join(''),
+  );
   t.match(logText().slice(before), /^\S+\tinfo\tDISABLE_ENVOY is set: the agent runs without Envoy\n$/);
 });
 

@@ -39,7 +39,14 @@ t.test('raw and typed views', async (t) => {
 });
 
 t.test('agent-owned keys overwrite ISTIO_META_ values', async (t) => {
-  const { json } = buildNodeMetadata(testInput({ envs: [['ISTIO_META_WORKLOAD_IDENTITY_SOCKET_FILE', 'x'], ['ISTIO_META_EXIT_ON_ZERO_ACTIVE_CONNECTIONS', 'true']] }));
+  const { json } = buildNodeMetadata(
+    testInput({
+      envs: [
+        ['ISTIO_META_WORKLOAD_IDENTITY_SOCKET_FILE', 'x'],
+        ['ISTIO_META_EXIT_ON_ZERO_ACTIVE_CONNECTIONS', 'true'],
+      ],
+    }),
+  );
   t.equal(json.WORKLOAD_IDENTITY_SOCKET_FILE, 'socket');
   t.equal(json.EXIT_ON_ZERO_ACTIVE_CONNECTIONS, 'true', "Istio's merge: the agent's false is omitted, so the raw ISTIO_META_ value shows through");
 });
@@ -115,7 +122,10 @@ t.test('node.cluster', async (t) => {
   t.equal(serviceCluster(pc({ tracingServiceName: 'CANONICAL_NAME_ONLY' }), meta(canonical)), 'canon');
   t.equal(serviceCluster(pc({ tracingServiceName: 'CANONICAL_NAME_AND_NAMESPACE' }), meta(canonical)), 'canon.ns');
   t.equal(serviceCluster(pc({ tracingServiceName: 'APP_LABEL_AND_NAMESPACE' }), meta(canonical)), 'a.ns');
-  const b = renderChecked(t, testInput({ proxyConfig: { serviceCluster: undefined, tracingServiceName: 'CANONICAL_NAME_AND_NAMESPACE', tracing: { datadog: { address: 'dd:1' } } }, podLabels: new Map([['app', 'web']]) }));
+  const b = renderChecked(
+    t,
+    testInput({ proxyConfig: { serviceCluster: undefined, tracingServiceName: 'CANONICAL_NAME_AND_NAMESPACE', tracing: { datadog: { address: 'dd:1' } } }, podLabels: new Map([['app', 'web']]) }),
+  );
   t.equal(b.node.cluster, 'web.shop');
   t.equal(b.tracing.http.typed_config.service_name, 'web.shop', 'Datadog service name is node.cluster');
 });

@@ -74,7 +74,10 @@ t.test('tracer TLS modes', async (t) => {
   t.equal(ctx.common_tls_context.tls_certificate_sds_secret_configs[0].sds_config.initial_fetch_timeout, '0s');
   t.equal(ctx.common_tls_context.combined_validation_context.validation_context_sds_secret_config.name, 'ROOTCA');
 
-  const ls = renderChecked(t, testInput({ proxyConfig: { tracing: { lightstep: { address: 'ls:8080', accessToken: 'x' }, tlsSettings: { mode: 'ISTIO_MUTUAL', sni: 'custom', subjectAltNames: ['spiffe://a'] } } } }));
+  const ls = renderChecked(
+    t,
+    testInput({ proxyConfig: { tracing: { lightstep: { address: 'ls:8080', accessToken: 'x' }, tlsSettings: { mode: 'ISTIO_MUTUAL', sni: 'custom', subjectAltNames: ['spiffe://a'] } } } }),
+  );
   const lctx = tls(ls, 'lightstep');
   t.strictSame(lctx.common_tls_context.alpn_protocols, ['istio', 'h2'], 'lightstep keeps ALPN (HTTP/2)');
   t.equal(lctx.sni, 'custom');
@@ -146,7 +149,10 @@ t.test('JSON log format and xDS flavours', async (t) => {
 });
 
 t.test('runtime flags', async (t) => {
-  const b = renderChecked(t, testInput({ compliancePolicy: 'fips-140-2', process: { stripFragmentFromPath: false }, proxyConfig: { runtimeValues: { 're2.max_program_size.error_level': '', a: 'false', b: '7' } } }));
+  const b = renderChecked(
+    t,
+    testInput({ compliancePolicy: 'fips-140-2', process: { stripFragmentFromPath: false }, proxyConfig: { runtimeValues: { 're2.max_program_size.error_level': '', a: 'false', b: '7' } } }),
+  );
   const l = staticLayer(b);
   t.equal(l['envoy.reloadable_features.google_grpc_disable_tls_13'], true);
   t.equal(l['envoy.reloadable_features.http_strip_fragment_from_path_unsafe_if_disabled'], 'false', 'the string "false", as Istio writes it');
@@ -159,7 +165,11 @@ t.test('runtime flags', async (t) => {
 t.test('global downstream connection limit precedence and bad values', async (t) => {
   const limit = (b: Json) => b.overload_manager.resource_monitors[0].typed_config.max_active_downstream_connections;
   t.equal(limit(renderChecked(t, testInput())), 2147483647);
-  const all = { connectionSettings: { globalDownstreamConnectionLimit: 7 }, proxyMetadata: { ISTIO_META_GLOBAL_DOWNSTREAM_MAX_CONNECTIONS: '8' }, runtimeValues: { 'overload.global_downstream_max_connections': '9' } };
+  const all = {
+    connectionSettings: { globalDownstreamConnectionLimit: 7 },
+    proxyMetadata: { ISTIO_META_GLOBAL_DOWNSTREAM_MAX_CONNECTIONS: '8' },
+    runtimeValues: { 'overload.global_downstream_max_connections': '9' },
+  };
   t.equal(limit(renderChecked(t, testInput({ proxyConfig: all }))), 7);
   t.equal(limit(renderChecked(t, testInput({ proxyConfig: { ...all, connectionSettings: { globalDownstreamConnectionLimit: 0 } } }))), 8, '0 means unset');
   t.equal(limit(renderChecked(t, testInput({ proxyConfig: { runtimeValues: all.runtimeValues } }))), 9);
@@ -181,7 +191,10 @@ t.test('stats: matcher sources, {pod_ip}, drain suffix, compression, histogram a
   );
   const p = patterns(pc);
   t.strictSame(p.slice(0, 3), [{ prefix: 'reporter=' }, { prefix: 'http.10.0.0.1_' }, { prefix: 'http.10.0.0.2_' }], 'ProxyConfig prefixes, {pod_ip} per unique IP, empty items dropped');
-  t.ok(p.some((x) => x.suffix === 'downstream_cx_active'), 'exit-on-zero-connections needs downstream_cx_active');
+  t.ok(
+    p.some((x) => x.suffix === 'downstream_cx_active'),
+    'exit-on-zero-connections needs downstream_cx_active',
+  );
   t.ok(p.some((x) => x.safe_regex?.regex === '.*circuit_breakers.*'));
   t.strictSame(
     listener(pc, '0.0.0.0_15090')!.filter_chains[0].filters[0].typed_config.http_filters.map((f: Json) => f.name),
@@ -237,12 +250,23 @@ t.test('stats: matcher sources, {pod_ip}, drain suffix, compression, histogram a
   t.notOk(bad.stats_eviction_interval, 'eviction must be a multiple of the flush interval');
   t.notOk(bad.stats_config.histogram_bucket_settings);
   t.equal(w2.length, 3);
-  const zero = renderChecked(t, testInput({ podAnnotations: new Map([['sidecar.istio.io/statsFlushInterval', '0s'], ['sidecar.istio.io/statsEvictionInterval', '10s']]) }));
+  const zero = renderChecked(
+    t,
+    testInput({
+      podAnnotations: new Map([
+        ['sidecar.istio.io/statsFlushInterval', '0s'],
+        ['sidecar.istio.io/statsEvictionInterval', '10s'],
+      ]),
+    }),
+  );
   t.notOk(zero.stats_eviction_interval, 'a zero flush interval does not crash the eviction check');
 });
 
 t.test('LRS config from metadata', async (t) => {
-  const b = renderChecked(t, testInput({ envs: [['ISTIO_META_LOAD_STATS_CONFIG_JSON', '{"api_type":"GRPC","transport_api_version":"V3","grpc_services":[{"envoy_grpc":{"cluster_name":"xds-grpc"}}]}']] }));
+  const b = renderChecked(
+    t,
+    testInput({ envs: [['ISTIO_META_LOAD_STATS_CONFIG_JSON', '{"api_type":"GRPC","transport_api_version":"V3","grpc_services":[{"envoy_grpc":{"cluster_name":"xds-grpc"}}]}']] }),
+  );
   t.equal(b.cluster_manager.load_stats_config.api_type, 'GRPC');
   t.throws(() => renderBootstrap(testInput({ envs: [['ISTIO_META_LOAD_STATS_CONFIG_JSON', '{"api_type":']] })), { name: 'BootstrapError', message: /ISTIO_META_LOAD_STATS_CONFIG_JSON/ });
 });
@@ -256,7 +280,11 @@ t.test('Stackdriver and OpenCensus tracers', async (t) => {
 
 t.test('bad inputs: one clear error each', async (t) => {
   const cases: [string, Parameters<typeof testInput>[0], RegExp][] = [
-    ['unknown tracer', { proxyConfig: { tracing: { jaeger: { address: 'j:1' } } as never } }, /unknown tracer "jaeger" in ProxyConfig tracing; supported tracers: zipkin, lightstep, datadog, stackdriver, openCensusAgent/],
+    [
+      'unknown tracer',
+      { proxyConfig: { tracing: { jaeger: { address: 'j:1' } } as never } },
+      /unknown tracer "jaeger" in ProxyConfig tracing; supported tracers: zipkin, lightstep, datadog, stackdriver, openCensusAgent/,
+    ],
     ['address without port', { proxyConfig: { tracing: { zipkin: { address: 'zipkin' } } } }, /zipkin tracer address "zipkin": want host:port/],
     ['bad port', { proxyConfig: { statsdUdpAddress: 'statsd:abc' } }, /statsd address "statsd:abc": port "abc"/],
     ['unbracketed IPv6', { proxyConfig: { envoyMetricsService: { address: '2001:db8::1:9000' } } }, /ProxyConfig envoyMetricsService address/],

@@ -94,7 +94,11 @@ t.test('custom templates: one clear error naming the setting, nothing written', 
       ['ProxyConfig proxyBootstrapTemplatePath', agentConfig({ PROXY_CONFIG: '{"proxyBootstrapTemplatePath":"/etc/tpl.json"}' })],
     ];
     for (const [setting, cfg] of cases) {
-      await t.rejects(writeBootstrap(cfg, {}), { name: 'BootstrapError', message: new RegExp(`^${setting.replace(/[-]/g, '\\-')}=/etc/.* not render.*customConfigFile.*ISTIO_BOOTSTRAP_OVERRIDE`) }, setting);
+      await t.rejects(
+        writeBootstrap(cfg, {}),
+        { name: 'BootstrapError', message: new RegExp(`^${setting.replace(/[-]/g, '\\-')}=/etc/.* not render.*customConfigFile.*ISTIO_BOOTSTRAP_OVERRIDE`) },
+        setting,
+      );
     }
     t.notOk(existsSync(join(dir, 'etc')), 'nothing written');
     const stock = await writeBootstrap(agentConfig({ ISTIO_BOOTSTRAP: './var/lib/istio/envoy/envoy_bootstrap_tmpl.json' }), {});

@@ -40,7 +40,15 @@ t.test('no interface addresses: loopbacks appended even with INSTANCE_IP', async
 });
 
 t.test('IPv6-only proxies use ::1; invalid INSTANCE_IP is ignored', async (t) => {
-  const id = resolveIdentity({ proxyType: 'sidecar', instanceIp: 'not-an-ip', podName: 'a', podNamespace: 'b', domainFlag: 'x.y', interfaces: [{ name: 'eth0', address: '2001:db8::0:1', internal: false }], excludeInterfaces: [] });
+  const id = resolveIdentity({
+    proxyType: 'sidecar',
+    instanceIp: 'not-an-ip',
+    podName: 'a',
+    podNamespace: 'b',
+    domainFlag: 'x.y',
+    interfaces: [{ name: 'eth0', address: '2001:db8::0:1', internal: false }],
+    excludeInterfaces: [],
+  });
   t.same(id.ipAddresses, ['2001:db8::1']);
   t.equal(id.ipMode, 'v6');
   t.equal(id.localhost, '::1');
@@ -65,8 +73,22 @@ t.test('TestExtractCAHeadersFromEnv (CA_HEADER_* family)', async (t) => {
   const cases: [string, Record<string, string>, [string, string][]][] = [
     ['no CA headers', { RANDOM_KEY: 'value' }, []],
     ['single CA header', { CA_HEADER_FOO: 'foo' }, [['FOO', 'foo']]],
-    ['multiple CA headers', { CA_HEADER_FOO: 'foo', CA_HEADER_BAR: 'bar' }, [['BAR', 'bar'], ['FOO', 'foo']]],
-    ['mixed CA and non-CA headers', { CA_HEADER_FOO: 'foo', XDS_HEADER_BAR: 'bar', CA_HEADER_BAZ: '=baz' }, [['BAZ', '=baz'], ['FOO', 'foo']]],
+    [
+      'multiple CA headers',
+      { CA_HEADER_FOO: 'foo', CA_HEADER_BAR: 'bar' },
+      [
+        ['BAR', 'bar'],
+        ['FOO', 'foo'],
+      ],
+    ],
+    [
+      'mixed CA and non-CA headers',
+      { CA_HEADER_FOO: 'foo', XDS_HEADER_BAR: 'bar', CA_HEADER_BAZ: '=baz' },
+      [
+        ['BAZ', '=baz'],
+        ['FOO', 'foo'],
+      ],
+    ],
   ];
   for (const [name, env, want] of cases) {
     const r = resolveAgentConfig({ env, files: {}, interfaces: [], parseYaml: jsonThenYaml() });
@@ -78,7 +100,17 @@ t.test('downward API: unreadable file is a warning, not a crash', async (t) => {
   const r = resolveAgentConfig({ env: {}, files: { podLabels: 'app="ok"\nbad="unterminated' }, interfaces: [], parseYaml: jsonThenYaml() });
   t.equal(r.config.podLabels.size, 0);
   t.match(r.warnings.join('\n'), /failed to read pod labels/);
-  const ok = resolveAgentConfig({ env: {}, files: { podLabels: formatDownwardApi([['app', 'a "quoted"\nvalue'], ['x', 'ü']]) }, interfaces: [], parseYaml: jsonThenYaml() });
+  const ok = resolveAgentConfig({
+    env: {},
+    files: {
+      podLabels: formatDownwardApi([
+        ['app', 'a "quoted"\nvalue'],
+        ['x', 'ü'],
+      ]),
+    },
+    interfaces: [],
+    parseYaml: jsonThenYaml(),
+  });
   t.equal(ok.config.podLabels.get('app'), 'a "quoted"\nvalue');
   t.equal(ok.config.podLabels.get('x'), 'ü');
 });

@@ -2,15 +2,7 @@
 // overlay rules around it: file < PROXY_CONFIG < annotation, proxyMetadata merged key by key.
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import {
-  defaultProxyConfig,
-  formatDownwardApi,
-  jsonThenYaml,
-  proxyConfigToJson,
-  resolveAgentConfig,
-  type ProxyConfig,
-  type ResolveInputs,
-} from '../../config/index.js';
+import { defaultProxyConfig, formatDownwardApi, jsonThenYaml, proxyConfigToJson, resolveAgentConfig, type ProxyConfig, type ResolveInputs } from '../../config/index.js';
 
 const yaml = jsonThenYaml(parseYaml);
 

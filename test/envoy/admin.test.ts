@@ -17,13 +17,16 @@ interface Seen {
 
 async function adminServer(reply: (req: IncomingMessage) => [number, string], host = '127.0.0.1'): Promise<{ srv: Server; port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const srv = createServer((req, res) => void (async () => {
-    let body = '';
-    for await (const c of req) body += c;
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-    const [code, text] = reply(req);
-    res.writeHead(code).end(text);
-  })());
+  const srv = createServer(
+    (req, res) =>
+      void (async () => {
+        let body = '';
+        for await (const c of req) body += c;
+        seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+        const [code, text] = reply(req);
+        res.writeHead(code).end(text);
+      })(),
+  );
   srv.listen(0, host);
   await once(srv, 'listening');
   return { srv, port: (srv.address() as AddressInfo).port, seen };
@@ -122,17 +125,16 @@ t.test('TestDrainListenersReturnsErrorIfAdminPostFails', async (t) => {
   await t.rejects(quitQuitQuit(port), EnvoyAdminError);
 });
 
-t.test('drain POST: Istio\'s paths, to localhost (an IPv4-only admin port too), empty body', async (t) => {
+t.test("drain POST: Istio's paths, to localhost (an IPv4-only admin port too), empty body", async (t) => {
   const s = await adminServer(() => [200, 'OK\n'], '127.0.0.1');
   t.teardown(() => s.srv.close());
   t.equal(await drainListeners(s.port, true, false), 'OK\n');
   await drainListeners(s.port, false, false);
   await drainListeners(s.port, true, true);
-  t.same(s.seen.map((r) => `${r.method} ${r.url}`), [
-    'POST /drain_listeners?inboundonly&graceful',
-    'POST /drain_listeners?graceful',
-    'POST /drain_listeners?inboundonly&graceful&skip_exit',
-  ]);
+  t.same(
+    s.seen.map((r) => `${r.method} ${r.url}`),
+    ['POST /drain_listeners?inboundonly&graceful', 'POST /drain_listeners?graceful', 'POST /drain_listeners?inboundonly&graceful&skip_exit'],
+  );
   t.equal(s.seen[0]!.body, '');
   t.equal(s.seen[0]!.headers['content-length'], '0');
   t.equal(s.seen[0]!.headers['content-type'], '', "Go's http.Post sends an empty Content-Type");

@@ -7,16 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { jsonThenYaml, resolveAgentConfig } from '../../config/index.js';
-import {
-  allIpv6,
-  BootstrapOverrideError,
-  envoyArgs,
-  envoyLaunchPlan,
-  FIPS_GRPC_SSL_CIPHER_SUITES,
-  readBootstrapOverride,
-  splitComponentLog,
-  type EnvoyArgsOptions,
-} from '../../envoy/index.js';
+import { allIpv6, BootstrapOverrideError, envoyArgs, envoyLaunchPlan, FIPS_GRPC_SSL_CIPHER_SUITES, readBootstrapOverride, splitComponentLog, type EnvoyArgsOptions } from '../../envoy/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'envoy-args-'));
 // Istio's testdata/bootstrap.json and bootstrap.yaml.
@@ -39,26 +30,101 @@ t.test('TestEnvoyArgs', async (t) => {
     concurrency: 8,
   };
   const head = ['-c', 'test.json', '--drain-time-s', '45', '--drain-strategy', 'immediate', '--local-address-ip-version', 'v4'];
-  t.same(envoyArgs(base), [
-    ...head, '--file-flush-interval-msec', '1000', '--disable-hot-restart', '--allow-unknown-static-fields',
-    '-l', 'trace', '--component-log-level', 'misc:error', '--config-yaml', '{"key":"value"}', '--concurrency', '8',
-  ], 'default');
-  t.same(envoyArgs({ ...base, skipDeprecatedLogs: true }), [
-    ...head, '--file-flush-interval-msec', '1000', '--disable-hot-restart', '--allow-unknown-static-fields',
-    '-l', 'trace', '--component-log-level', 'misc:error', '--skip-deprecated-logs', '--config-yaml', '{"key":"value"}', '--concurrency', '8',
-  ], 'deprecated-logs');
-  t.same(envoyArgs({ ...base, fileFlushMinSizeKb: 128, fileFlushIntervalMs: 10_000 }), [
-    ...head, '--file-flush-interval-msec', '10000', '--disable-hot-restart', '--allow-unknown-static-fields', '--file-flush-min-size-kb', '128',
-    '-l', 'trace', '--component-log-level', 'misc:error', '--config-yaml', '{"key":"value"}', '--concurrency', '8',
-  ], 'file-flush');
+  t.same(
+    envoyArgs(base),
+    [
+      ...head,
+      '--file-flush-interval-msec',
+      '1000',
+      '--disable-hot-restart',
+      '--allow-unknown-static-fields',
+      '-l',
+      'trace',
+      '--component-log-level',
+      'misc:error',
+      '--config-yaml',
+      '{"key":"value"}',
+      '--concurrency',
+      '8',
+    ],
+    'default',
+  );
+  t.same(
+    envoyArgs({ ...base, skipDeprecatedLogs: true }),
+    [
+      ...head,
+      '--file-flush-interval-msec',
+      '1000',
+      '--disable-hot-restart',
+      '--allow-unknown-static-fields',
+      '-l',
+      'trace',
+      '--component-log-level',
+      'misc:error',
+      '--skip-deprecated-logs',
+      '--config-yaml',
+      '{"key":"value"}',
+      '--concurrency',
+      '8',
+    ],
+    'deprecated-logs',
+  );
+  t.same(
+    envoyArgs({ ...base, fileFlushMinSizeKb: 128, fileFlushIntervalMs: 10_000 }),
+    [
+      ...head,
+      '--file-flush-interval-msec',
+      '10000',
+      '--disable-hot-restart',
+      '--allow-unknown-static-fields',
+      '--file-flush-min-size-kb',
+      '128',
+      '-l',
+      'trace',
+      '--component-log-level',
+      'misc:error',
+      '--config-yaml',
+      '{"key":"value"}',
+      '--concurrency',
+      '8',
+    ],
+    'file-flush',
+  );
 });
 
-t.test('argv details beyond Istio\'s cases', async (t) => {
-  const base: EnvoyArgsOptions = { configPath: 'etc/istio/proxy/envoy-rev.json', drainDurationMs: 45_000, nodeIps: ['10.1.1.1'], logLevel: 'warning', componentLogLevel: 'misc:error', skipDeprecatedLogs: true, enableCoreDump: false };
-  t.same(envoyArgs(base), [
-    '-c', 'etc/istio/proxy/envoy-rev.json', '--drain-time-s', '45', '--drain-strategy', 'immediate', '--local-address-ip-version', 'v4', '--file-flush-interval-msec', '1000',
-    '--disable-hot-restart', '--allow-unknown-static-fields', '-l', 'warning', '--component-log-level', 'misc:error', '--skip-deprecated-logs',
-  ], "the injector's default sidecar argv (pkg/envoy/proxy.go args)");
+t.test("argv details beyond Istio's cases", async (t) => {
+  const base: EnvoyArgsOptions = {
+    configPath: 'etc/istio/proxy/envoy-rev.json',
+    drainDurationMs: 45_000,
+    nodeIps: ['10.1.1.1'],
+    logLevel: 'warning',
+    componentLogLevel: 'misc:error',
+    skipDeprecatedLogs: true,
+    enableCoreDump: false,
+  };
+  t.same(
+    envoyArgs(base),
+    [
+      '-c',
+      'etc/istio/proxy/envoy-rev.json',
+      '--drain-time-s',
+      '45',
+      '--drain-strategy',
+      'immediate',
+      '--local-address-ip-version',
+      'v4',
+      '--file-flush-interval-msec',
+      '1000',
+      '--disable-hot-restart',
+      '--allow-unknown-static-fields',
+      '-l',
+      'warning',
+      '--component-log-level',
+      'misc:error',
+      '--skip-deprecated-logs',
+    ],
+    "the injector's default sidecar argv (pkg/envoy/proxy.go args)",
+  );
   t.same(envoyArgs({ ...base, drainDurationMs: 1_999 }).slice(2, 4), ['--drain-time-s', '1'], 'drain seconds truncate');
   t.same(envoyArgs({ ...base, nodeIps: ['fd00::1', '2001:db8::2'] }).slice(6, 8), ['--local-address-ip-version', 'v6'], 'v6 only when every IP is IPv6');
   t.same(envoyArgs({ ...base, nodeIps: ['fd00::1', '10.1.1.1'] }).slice(6, 8), ['--local-address-ip-version', 'v4'], 'dual stack is v4');
@@ -94,11 +160,14 @@ t.test('TestReadToJSONIPv4 / TestReadToJSONIPv6', async (t) => {
   t.equal(await readBootstrapOverride(bootstrapYaml, 'dead::beef'), '{"ip":"[dead::beef]:8126","ip2":"[dead::beef]:8126","key":"value"}');
   const nested = join(dir, 'nested.yaml');
   writeFileSync(nested, 'tracing:\n  http:\n    name: zipkin\n    b: 2\n    a: [1, "x"]\n');
-  t.equal(await readBootstrapOverride(nested, ''), '{"tracing":{"http":{"a":[1,"x"],"b":2,"name":"zipkin"}}}', 'keys sorted at every level, as Go\'s YAML→JSON');
+  t.equal(await readBootstrapOverride(nested, ''), '{"tracing":{"http":{"a":[1,"x"],"b":2,"name":"zipkin"}}}', "keys sorted at every level, as Go's YAML→JSON");
 });
 
 t.test('an unreadable or unparsable override names the file', async (t) => {
-  await t.rejects(readBootstrapOverride(join(dir, 'missing.yaml'), ''), new BootstrapOverrideError(`failed to read file: ${join(dir, 'missing.yaml')}, ENOENT: no such file or directory, open '${join(dir, 'missing.yaml')}'`));
+  await t.rejects(
+    readBootstrapOverride(join(dir, 'missing.yaml'), ''),
+    new BootstrapOverrideError(`failed to read file: ${join(dir, 'missing.yaml')}, ENOENT: no such file or directory, open '${join(dir, 'missing.yaml')}'`),
+  );
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'key: [unclosed\n');
   await t.rejects(readBootstrapOverride(bad, ''), { name: 'BootstrapOverrideError', message: new RegExp(`^failed to convert to JSON: ${bad}, `) });
@@ -126,7 +195,7 @@ t.test('launch plan: argv from the configuration, environment, uid and drain set
   t.equal(plan.binaryPath, '/opt/envoy');
   t.same(plan.args.slice(0, 4), ['-c', 'etc/istio/proxy/envoy-rev.json', '--drain-time-s', '30']);
   t.same(plan.args.slice(-2), ['--concurrency', '2']);
-  t.equal(plan.env.FROM_METADATA, 'yes', 'proxyMetadata reaches Envoy\'s environment');
+  t.equal(plan.env.FROM_METADATA, 'yes', "proxyMetadata reaches Envoy's environment");
   t.notOk('GRPC_SSL_CIPHER_SUITES' in plan.env);
   t.equal(plan.uid, undefined);
   t.match(plan, { adminPort: 15999, localhost: '127.0.0.1', inboundOnly: true, terminationDrainDurationMs: 7000, minDrainDurationMs: 2000, exitOnZeroActiveConnections: true });

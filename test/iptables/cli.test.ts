@@ -86,7 +86,11 @@ t.test('exit codes and error lines', async (t) => {
 
   const json = await runCliToEnd([...INJECTED, '-m', 'FOO', '--log_as_json'], { bin: istioIptablesBin, env: env() });
   t.equal(json.code, 1);
-  const errors = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'error');
+  const errors = json.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: string; msg: string })
+    .filter((l) => l.level === 'error');
   t.equal(errors.length, 1);
   t.match(errors[0]!.msg, /invalid inbound interception mode "FOO"/);
 });
@@ -96,7 +100,10 @@ t.test('start-up is lean: one bundle file, no commander, YAML, HTTP or gRPC', as
   // ES modules through a registered load hook.
   const logFile = join(dir, 'loaded');
   const hooks = join(dir, 'hooks.mjs');
-  writeFileSync(hooks, `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(logFile)}, url + '\\n'); return next(url, context); }\n`);
+  writeFileSync(
+    hooks,
+    `import { appendFileSync } from 'node:fs';\nexport async function load(url, context, next) { appendFileSync(${JSON.stringify(logFile)}, url + '\\n'); return next(url, context); }\n`,
+  );
   const preload = join(dir, 'preload.cjs');
   writeFileSync(
     preload,
@@ -110,7 +117,14 @@ t.test('start-up is lean: one bundle file, no commander, YAML, HTTP or gRPC', as
     return readFileSync(logFile, 'utf8');
   };
   const onDisk = (files: string) =>
-    [...new Set(files.split('\n').map((f) => f.replace(/^file:\/\//, '')).filter((f) => f.startsWith(projectRoot + '/')))]
+    [
+      ...new Set(
+        files
+          .split('\n')
+          .map((f) => f.replace(/^file:\/\//, ''))
+          .filter((f) => f.startsWith(projectRoot + '/')),
+      ),
+    ]
       .map((f) => f.slice(projectRoot.length + 1))
       .sort();
   // istio-iptables is one CommonJS file; pilot-agent adds only its entry and the chunks of the
@@ -118,7 +132,11 @@ t.test('start-up is lean: one bundle file, no commander, YAML, HTTP or gRPC', as
   t.same(onDisk(await loaded(istioIptablesBin, [...INJECTED, '--dry-run'])), ['dist/bundle/istio-iptables.cjs']);
   const viaAgent = onDisk(await loaded(pilotAgentBin, ['istio-iptables', ...INJECTED, '--dry-run']));
   const chunks = viaAgent.filter((f) => f.startsWith('dist/bundle/agent-chunk-'));
-  t.same(viaAgent.filter((f) => !chunks.includes(f)), ['dist/bundle/istio-iptables-lib.cjs', 'dist/bundle/pilot-agent.mjs'], 'the entry and the istio-iptables bundle');
+  t.same(
+    viaAgent.filter((f) => !chunks.includes(f)),
+    ['dist/bundle/istio-iptables-lib.cjs', 'dist/bundle/pilot-agent.mjs'],
+    'the entry and the istio-iptables bundle',
+  );
   t.ok(chunks.length <= 2, `at most two small shared chunks (${chunks.join(', ')})`);
   const chunkText = chunks.map((f) => readFileSync(join(projectRoot, f), 'utf8')).join('');
   t.ok(chunkText.length < 8000 && !/commander|resolveAgentConfig/.test(chunkText), 'neither commander nor the configuration model');

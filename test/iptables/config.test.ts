@@ -127,8 +127,14 @@ t.test('CIDR lists are checked before any rule exists', async (t) => {
   t.throws(() => buildRules(resolve(['-x', '*'])), new ConfigError('invalid value for OUTBOUND_IP_RANGES_EXCLUDE'));
   t.throws(() => buildRules(resolve(['-i', '10.0.0.0/8,10.0.0.0'])), new ConfigError(`netip.ParsePrefix("10.0.0.0"): no '/'`));
   const plan = buildRules(resolve(['-i', '2001:DB8::/32,10.1.2.3/8'], {}, machine({ interfaceAddresses: () => ['fd00::1'] })));
-  t.ok(plan.rules.v4.some((r) => r.params.join(' ') === '-A ISTIO_OUTPUT -d 10.1.2.3/8 -j ISTIO_REDIRECT'), 'v4 CIDR, host bits kept');
-  t.ok(plan.rules.v6.some((r) => r.params.join(' ') === '-A ISTIO_OUTPUT -d 2001:db8::/32 -j ISTIO_REDIRECT'), 'v6 CIDR in canonical form');
+  t.ok(
+    plan.rules.v4.some((r) => r.params.join(' ') === '-A ISTIO_OUTPUT -d 10.1.2.3/8 -j ISTIO_REDIRECT'),
+    'v4 CIDR, host bits kept',
+  );
+  t.ok(
+    plan.rules.v6.some((r) => r.params.join(' ') === '-A ISTIO_OUTPUT -d 2001:db8::/32 -j ISTIO_REDIRECT'),
+    'v6 CIDR in canonical form',
+  );
 });
 
 t.test('--redirect-dns without servers or capture-all disables DNS capture with a warning', async (t) => {

@@ -93,7 +93,11 @@ for (const c of corpus.builder_cases ?? []) {
   t.test(`builder: ${c.name}`, async (t) => {
     for (const u of c.used_by) {
       const rules = build(u.ops, c.config?.EnableIPv6 ?? true)[u.family];
-      const got = c.name.endsWith('-restore') ? renderRestore(rules) : renderCommands(rules).map((a) => a.join(' ')).join('\n');
+      const got = c.name.endsWith('-restore')
+        ? renderRestore(rules)
+        : renderCommands(rules)
+            .map((a) => a.join(' '))
+            .join('\n');
       t.equal(trimmed(got), trimmed(c.golden), u.test);
     }
   });

@@ -37,7 +37,10 @@ function exits(t: Pick<typeof tap, 'equal' | 'comment'>, r: ExecOutput, code: nu
  */
 async function prepareBackend(net: PodNetwork, backend: BackendName): Promise<void> {
   if (backend === 'nft') return;
-  for (const [bin, dst] of [['iptables-legacy', '192.0.2.99/32'], ['ip6tables-legacy', '2001:db8::99/128']] as const) {
+  for (const [bin, dst] of [
+    ['iptables-legacy', '192.0.2.99/32'],
+    ['ip6tables-legacy', '2001:db8::99/128'],
+  ] as const) {
     for (const table of ['filter', 'nat', 'mangle', 'raw']) {
       const r = await net.exec('pod', bin, ['-t', table, '-A', 'OUTPUT', '-d', dst, '-j', 'RETURN']);
       if (r.code !== 0) throw new Error(`seeding ${bin} ${table}: ${r.stderr}`);
@@ -50,7 +53,13 @@ async function allSaves(net: PodNetwork): Promise<string> {
   const out: string[] = [];
   for (const bin of ['iptables-nft-save', 'ip6tables-nft-save', 'iptables-legacy-save', 'ip6tables-legacy-save']) {
     const r = await net.exec('pod', bin, []);
-    out.push(`## ${bin}`, ...r.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.replace(/ \[\d+:\d+\]$/, '')));
+    out.push(
+      `## ${bin}`,
+      ...r.stdout
+        .split('\n')
+        .filter((l) => l !== '' && !l.startsWith('#'))
+        .map((l) => l.replace(/ \[\d+:\d+\]$/, '')),
+    );
   }
   return out.join('\n');
 }
@@ -58,7 +67,12 @@ async function allSaves(net: PodNetwork): Promise<string> {
 /** Policy rules and the TPROXY route table (133). */
 async function routing(net: PodNetwork): Promise<string> {
   const parts: string[] = [];
-  for (const args of [['-4', 'rule'], ['-6', 'rule'], ['-4', 'route', 'show', 'table', '133'], ['-6', 'route', 'show', 'table', '133']]) {
+  for (const args of [
+    ['-4', 'rule'],
+    ['-6', 'rule'],
+    ['-4', 'route', 'show', 'table', '133'],
+    ['-6', 'route', 'show', 'table', '133'],
+  ]) {
     parts.push((await net.exec('pod', 'ip', args)).stdout);
   }
   return parts.join('\n');
@@ -81,7 +95,27 @@ for (const backend of BACKENDS) {
     await serve(net, 'peer', 'peer', ['tcp:8080', 'tcp:5432', 'tcp:53', 'udp:53']);
     const before = await allSaves(net);
     const beforeRoutes = await routing(net);
-    const args = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', `10.67.0.0/24,fd00:67::/64`, '-b', '*', '-d', '15090,15021,15020,7777', '-o', '5432', '--redirect-dns'];
+    const args = [
+      '-p',
+      '15001',
+      '-z',
+      '15006',
+      '-u',
+      '1337',
+      '-m',
+      'REDIRECT',
+      '-i',
+      '*',
+      '-x',
+      `10.67.0.0/24,fd00:67::/64`,
+      '-b',
+      '*',
+      '-d',
+      '15090,15021,15020,7777',
+      '-o',
+      '5432',
+      '--redirect-dns',
+    ];
     // Injected pods carry proxyMetadata as env: ISTIO_DUAL_STACK turns on IPv6 for a dual-stack pod.
     const env = { ISTIO_DUAL_STACK: 'true' };
     const first = await cli(net, args, env);
@@ -222,7 +256,14 @@ for (const backend of BACKENDS) {
     const dual = await PodNetwork.create(`b${backend[0]}6`, { ipv6: true, resolvConf: `nameserver ${PEER4}\nnameserver fe80::1%nosuchif0\n` });
     t.teardown(() => dual.cleanup());
     await prepareBackend(dual, backend);
-    const r = await check('IPv6 payload rejected after IPv4 applied', dual, [...INJECTED, '--redirect-dns'], { ISTIO_DUAL_STACK: 'true' }, /ip6tables-\w+-restore --noflush failed.*fe80::1%nosuchif0/, await allSaves(dual));
+    const r = await check(
+      'IPv6 payload rejected after IPv4 applied',
+      dual,
+      [...INJECTED, '--redirect-dns'],
+      { ISTIO_DUAL_STACK: 'true' },
+      /ip6tables-\w+-restore --noflush failed.*fe80::1%nosuchif0/,
+      await allSaves(dual),
+    );
     t.match(r.stdout, new RegExp(`Rolled back iptables-${backend} tables nat, raw`), 'the applied IPv4 tables were rolled back');
     t.notMatch((await dual.exec('pod', 'ip', ['-6', 'addr', 'show', 'dev', 'lo'])).stdout, /inet6 ::6\//, 'the ::6 address added meanwhile is removed again');
   });

@@ -15,10 +15,7 @@ const defs = {
 t.test('defaults when unset', async (t) => {
   const w: EnvWarning[] = [];
   const v = readEnv(defs, {}, (x) => w.push(x));
-  t.same(
-    { ...v, P_: [...v.P_] },
-    { A_STR: 'dflt', A_BOOL: true, A_INT: 15020, A_FLOAT: 0.5, A_DUR: 5000, A_OPT: undefined, A_OPTB: undefined, P_: [] },
-  );
+  t.same({ ...v, P_: [...v.P_] }, { A_STR: 'dflt', A_BOOL: true, A_INT: 15020, A_FLOAT: 0.5, A_DUR: 5000, A_OPT: undefined, A_OPTB: undefined, P_: [] });
   t.equal(w.length, 0);
 });
 

@@ -24,8 +24,18 @@ t.test('ParseFloat', async (t) => {
 
 t.test('ParseDuration follows time.ParseDuration', async (t) => {
   const ok: [string, number][] = [
-    ['0', 0], ['5s', 5000], ['1m30s', 90000], ['100ms', 100], ['1.5h', 5400000], ['-2s', -2000],
-    ['300us', 0.3], ['300µs', 0.3], ['10ns', 0.00001], ['2h45m', 9900000], ['.5s', 500], ['1.s', 1000],
+    ['0', 0],
+    ['5s', 5000],
+    ['1m30s', 90000],
+    ['100ms', 100],
+    ['1.5h', 5400000],
+    ['-2s', -2000],
+    ['300us', 0.3],
+    ['300µs', 0.3],
+    ['10ns', 0.00001],
+    ['2h45m', 9900000],
+    ['.5s', 500],
+    ['1.s', 1000],
   ];
   for (const [s, ms] of ok) t.ok(Math.abs(parseGoDuration(s)! - ms) < 1e-9, `${s} = ${ms}ms`);
   for (const s of ['', '5', '1d', 's', '.s', '1.5', 'abc', '5 s', '--5s']) t.equal(parseGoDuration(s), undefined, JSON.stringify(s));

@@ -6,7 +6,13 @@ import { configureLogging, FatalError, LogConfigError, parseLevelList, scope } f
 
 t.test('level lists parse like Istio', async (t) => {
   const r = parseLevelList('default:info,xds:debug', '--log_output_level');
-  t.same([...r.scopes], [['default', 'info'], ['xds', 'debug']]);
+  t.same(
+    [...r.scopes],
+    [
+      ['default', 'info'],
+      ['xds', 'debug'],
+    ],
+  );
   t.equal(r.all, undefined);
   t.equal(parseLevelList('warn', 'x').all, 'warn');
   t.throws(() => parseLevelList('default:verbose', '--log_output_level'), LogConfigError);

@@ -80,7 +80,9 @@ export class AdsStream {
     this.send({ type_url: typeUrl, ...(node ? { node } : {}), ...(names.length ? { [nameField]: names } : {}) });
     const r = await this.next();
     if (r.typeUrl !== typeUrl) throw new Error(`expected a ${typeUrl} response, got ${r.typeUrl}`);
-    this.send(this.delta ? { type_url: typeUrl, response_nonce: r.nonce } : { type_url: typeUrl, version_info: r.versionInfo, response_nonce: r.nonce, ...(names.length ? { resource_names: names } : {}) });
+    this.send(
+      this.delta ? { type_url: typeUrl, response_nonce: r.nonce } : { type_url: typeUrl, version_info: r.versionInfo, response_nonce: r.nonce, ...(names.length ? { resource_names: names } : {}) },
+    );
     return r;
   }
 

@@ -180,7 +180,7 @@ function replaceStrings(v: unknown, from: string, to: string): unknown {
   return v;
 }
 
-type Obj = Record<string, any>;  
+type Obj = Record<string, any>;
 
 /**
  * Istio's correctForEnvDifference, applied to values rather than text: the lightstep token

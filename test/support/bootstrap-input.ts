@@ -40,7 +40,6 @@ export function testInput(o: Overrides = {}): BootstrapInput {
   };
 }
 
- 
 export type Json = Record<string, any>;
 
 /** Renders, asserts Envoy's schema accepts it, and returns it as the JSON Envoy reads. */

@@ -198,7 +198,11 @@ export class TestControlPlane {
       },
     );
     const creds = this.identity
-      ? grpc.ServerCredentials.createSsl(Buffer.from(this.identity.ca.certPem), [{ private_key: Buffer.from(this.identity.keyPem), cert_chain: Buffer.from(this.identity.certPem) }], !!this.opts.requireClientCert)
+      ? grpc.ServerCredentials.createSsl(
+          Buffer.from(this.identity.ca.certPem),
+          [{ private_key: Buffer.from(this.identity.keyPem), cert_chain: Buffer.from(this.identity.certPem) }],
+          !!this.opts.requireClientCert,
+        )
       : grpc.ServerCredentials.createInsecure();
     this.port = await new Promise<number>((resolve, reject) => server.bindAsync(`127.0.0.1:${this.port}`, creds, (err, p) => (err ? reject(err) : resolve(p))));
     this.server = server;
@@ -362,7 +366,10 @@ export class TestControlPlane {
   /** Resolves when `cond` holds (checked at every request and stream change). */
   until(cond: () => boolean, timeoutMs = 10_000, what = 'control plane condition'): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}; requests: ${JSON.stringify(this.requests.map((r) => [r.stream, r.typeUrl.split('/')[1], r.nonce, r.resourceNames]))}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`timed out waiting for ${what}; requests: ${JSON.stringify(this.requests.map((r) => [r.stream, r.typeUrl.split('/')[1], r.nonce, r.resourceNames]))}`)),
+        timeoutMs,
+      );
       const check = () => {
         if (cond()) {
           clearTimeout(timer);

@@ -8,9 +8,7 @@ import protobuf from 'protobufjs';
 const require = createRequire(import.meta.url);
 
 /** The include directories: envoy-api, xds (udpa/xds), googleapis, protoc-gen-validate. */
-export const envoyProtoDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) =>
-  join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps', d),
-);
+export const envoyProtoDirs = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps', d));
 
 let commonAdded = false;
 

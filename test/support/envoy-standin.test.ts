@@ -91,7 +91,13 @@ t.test('exits like Envoy: SIGTERM, /quitquitquit, the end of a graceful drain, s
     const { s, p } = await started();
     p.child.kill('SIGTERM');
     t.equal((await p.exited).code, 0, 'SIGTERM: clean exit');
-    t.match(s.events().filter((e) => e.e === 'signal' || e.e === 'exit'), [{ e: 'signal', signal: 'SIGTERM' }, { e: 'exit', code: 0, reason: 'SIGTERM' }]);
+    t.match(
+      s.events().filter((e) => e.e === 'signal' || e.e === 'exit'),
+      [
+        { e: 'signal', signal: 'SIGTERM' },
+        { e: 'exit', code: 0, reason: 'SIGTERM' },
+      ],
+    );
   }
   {
     const { s, port, p } = await started();
@@ -123,7 +129,12 @@ t.test('exits like Envoy: SIGTERM, /quitquitquit, the end of a graceful drain, s
 
 // --- a real gRPC control plane on Unix sockets ---------------------------------------------
 
-const root = loadEnvoyProtos(['envoy/service/discovery/v3/ads.proto', 'envoy/service/secret/v3/sds.proto', 'envoy/extensions/transport_sockets/tls/v3/secret.proto', 'envoy/config/cluster/v3/cluster.proto']);
+const root = loadEnvoyProtos([
+  'envoy/service/discovery/v3/ads.proto',
+  'envoy/service/secret/v3/sds.proto',
+  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
+  'envoy/config/cluster/v3/cluster.proto',
+]);
 const codec = (name: string) => messageCodec(root, name);
 const anyOf = (type: string, body: object) => packAny(root, type, body);
 const CDS = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
@@ -152,14 +163,23 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
     const server = new grpc.Server();
     server.addService(
       {
-        StreamAggregatedResources: bidi('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'),
-        DeltaAggregatedResources: bidi('/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+        StreamAggregatedResources: bidi(
+          '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+          'envoy.service.discovery.v3.DiscoveryRequest',
+          'envoy.service.discovery.v3.DiscoveryResponse',
+        ),
+        DeltaAggregatedResources: bidi(
+          '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+          'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+          'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+        ),
       },
       {
         StreamAggregatedResources: (call: grpc.ServerDuplexStream<any, any>) => {
           call.on('data', (m: Record<string, any>) => {
             seen.push(m);
-            if (!m.response_nonce && m.type_url === CDS) call.write({ type_url: CDS, version_info: 'v1', nonce: 'n1', resources: [anyOf('envoy.config.cluster.v3.Cluster', { name: 'outbound|80||a.default' })] });
+            if (!m.response_nonce && m.type_url === CDS)
+              call.write({ type_url: CDS, version_info: 'v1', nonce: 'n1', resources: [anyOf('envoy.config.cluster.v3.Cluster', { name: 'outbound|80||a.default' })] });
             if (!m.response_nonce && m.type_url === LDS) call.write({ type_url: LDS, version_info: 'v1', nonce: 'n2', resources: [] });
           });
         },
@@ -167,7 +187,12 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
           call.on('data', (m: Record<string, any>) => {
             seen.push(m);
             if (!m.response_nonce && m.type_url === CDS) {
-              call.write({ type_url: CDS, system_version_info: 'v1', nonce: 'd1', resources: [{ name: 'outbound|80||a.default', version: '1', resource: anyOf('envoy.config.cluster.v3.Cluster', { name: 'outbound|80||a.default' }) }] });
+              call.write({
+                type_url: CDS,
+                system_version_info: 'v1',
+                nonce: 'd1',
+                resources: [{ name: 'outbound|80||a.default', version: '1', resource: anyOf('envoy.config.cluster.v3.Cluster', { name: 'outbound|80||a.default' }) }],
+              });
             }
             if (!m.response_nonce && m.type_url === LDS) call.write({ type_url: LDS, system_version_info: 'v1', nonce: 'd2', resources: [] });
           });
@@ -182,10 +207,19 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
           call.on('data', (m: Record<string, any>) => {
             sdsSeen.push(m);
             if (!m.response_nonce) {
-              const secret = m.resource_names[0] === 'ROOTCA'
-                ? { name: 'ROOTCA', validation_context: { trusted_ca: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\nROOT\n') } } }
-                : { name: 'default', tls_certificate: { certificate_chain: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\nLEAF\n') }, private_key: { inline_bytes: Buffer.from('KEY') } } };
-              call.write({ type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret', version_info: 'c1', nonce: `s-${secret.name}`, resources: [anyOf('envoy.extensions.transport_sockets.tls.v3.Secret', secret)] });
+              const secret =
+                m.resource_names[0] === 'ROOTCA'
+                  ? { name: 'ROOTCA', validation_context: { trusted_ca: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\nROOT\n') } } }
+                  : {
+                      name: 'default',
+                      tls_certificate: { certificate_chain: { inline_bytes: Buffer.from('-----BEGIN CERTIFICATE-----\nLEAF\n') }, private_key: { inline_bytes: Buffer.from('KEY') } },
+                    };
+              call.write({
+                type_url: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
+                version_info: 'c1',
+                nonce: `s-${secret.name}`,
+                resources: [anyOf('envoy.extensions.transport_sockets.tls.v3.Secret', secret)],
+              });
             }
           });
         },
@@ -197,14 +231,22 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
     }
     const s = standin({ xds: { nack: [LDS] } }, dir);
     const port = await freePort();
-    const boot = writeTestBootstrap(join(dir, 'bootstrap.json'), { adminPort: port, apiType: delta ? 'DELTA_GRPC' : 'GRPC', node: { id: 'sidecar~1.2.3.4~p.ns~ns.svc.cluster.local', metadata: { ISTIO_VERSION: '1.32.0', LABELS: { app: 'x' } } } });
+    const boot = writeTestBootstrap(join(dir, 'bootstrap.json'), {
+      adminPort: port,
+      apiType: delta ? 'DELTA_GRPC' : 'GRPC',
+      node: { id: 'sidecar~1.2.3.4~p.ns~ns.svc.cluster.local', metadata: { ISTIO_VERSION: '1.32.0', LABELS: { app: 'x' } } },
+    });
     const p = run(['-c', boot], s.env, dir);
     t.teardown(() => {
       p.child.kill('SIGKILL');
       server.forceShutdown();
     });
     const cds = await s.waitFor('xds-response', (e) => e.typeUrl === CDS);
-    t.same(cds.resources.map((r) => r.name), ['outbound|80||a.default'], `${delta ? 'delta' : 'SotW'}: CDS resource decoded`);
+    t.same(
+      cds.resources.map((r) => r.name),
+      ['outbound|80||a.default'],
+      `${delta ? 'delta' : 'SotW'}: CDS resource decoded`,
+    );
     // What the control plane received (the stand-in records a request as it sends it).
     await until(() => seen.some((m) => m.type_url === CDS && m.response_nonce) && seen.some((m) => m.type_url === LDS && m.response_nonce));
     const first = seen[0]!;
@@ -224,7 +266,14 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
     const rootca = await s.waitFor('xds-response', (e) => e.stream === 'sds:ROOTCA');
     t.match(rootca.resources[0]?.body, { validation_context: { trusted_ca: { inline_bytes: /ROOT/ } } });
     await until(() => sdsSeen.some((m) => m.response_nonce === 's-ROOTCA') && sdsSeen.some((m) => m.response_nonce === 's-default'));
-    t.same(sdsSeen.filter((m) => !m.response_nonce).map((m) => m.resource_names).sort(), [['ROOTCA'], ['default']], 'one SDS stream per secret');
+    t.same(
+      sdsSeen
+        .filter((m) => !m.response_nonce)
+        .map((m) => m.resource_names)
+        .sort(),
+      [['ROOTCA'], ['default']],
+      'one SDS stream per secret',
+    );
 
     // The control plane goes away: the stream is reported closed and reopened once it is back.
     const connects = s.events().filter((e) => e.e === 'xds-connect' && e.stream === 'ads').length;
@@ -239,8 +288,16 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
     };
     again.addService(
       {
-        StreamAggregatedResources: bidi('/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse'),
-        DeltaAggregatedResources: bidi('/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse'),
+        StreamAggregatedResources: bidi(
+          '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+          'envoy.service.discovery.v3.DiscoveryRequest',
+          'envoy.service.discovery.v3.DiscoveryResponse',
+        ),
+        DeltaAggregatedResources: bidi(
+          '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+          'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+          'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+        ),
       },
       { StreamAggregatedResources: count, DeltaAggregatedResources: count },
     );
@@ -252,7 +309,7 @@ t.test('ADS (SotW and delta) and SDS over the bootstrap pipes: node on the first
   }
 });
 
-t.test("auto mode: no socket at start means no stream", async (t) => {
+t.test('auto mode: no socket at start means no stream', async (t) => {
   const { s, p } = await started();
   t.teardown(() => p.child.kill('SIGKILL'));
   const skipped = await s.waitFor('xds-skipped', (e) => e.stream === 'ads');

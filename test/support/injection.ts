@@ -175,7 +175,27 @@ let rootPem: string | undefined;
 export function istiodRootCert(): string {
   if (!rootPem) {
     const dir = mkdtempSync(join(tmpdir(), 'istiod-root-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'root-cert.pem'), '-subj', '/O=cluster.local', '-days', '2'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'root-cert.pem'),
+        '-subj',
+        '/O=cluster.local',
+        '-days',
+        '2',
+      ],
+      { stdio: 'ignore' },
+    );
     rootPem = readFileSync(join(dir, 'root-cert.pem'), 'utf8');
   }
   return rootPem;

@@ -49,8 +49,16 @@ function plainAddress(a: string): string {
  */
 function handle(seen: Seen[], req: Req, res: Res, sick = false): void {
   const url = new URL(req.url ?? '/', 'http://app');
-  const host = (req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority']) ?? '';
-  seen.push({ path: url.pathname + url.search, remote: plainAddress(req.socket.remoteAddress ?? ''), remotePort: req.socket.remotePort ?? 0, protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`, host, headers: { ...req.headers }, rawHeaders: [...req.rawHeaders] });
+  const host = req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority'] ?? '';
+  seen.push({
+    path: url.pathname + url.search,
+    remote: plainAddress(req.socket.remoteAddress ?? ''),
+    remotePort: req.socket.remotePort ?? 0,
+    protocol: `HTTP/${req.httpVersion === '2.0' ? '2.0' : '1.1'}`,
+    host,
+    headers: { ...req.headers },
+    rawHeaders: [...req.rawHeaders],
+  });
   const seg = url.pathname.slice(1).split('/');
   const r = res as ServerResponse;
   if (sick) {
@@ -115,7 +123,11 @@ let certCache: { key: Buffer; cert: Buffer } | undefined;
 export function testCert(): { key: Buffer; cert: Buffer } {
   if (certCache) return certCache;
   const dir = mkdtempSync(join(tmpdir(), 'probe-cert-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=localhost'],
+    { stdio: 'ignore' },
+  );
   certCache = { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) };
   return certCache;
 }
@@ -190,7 +202,14 @@ export async function startGrpcHealthApp(statuses: Record<string, keyof typeof S
     Check: (call: import('@grpc/grpc-js').ServerUnaryCall<{ service: string }, number>, cb: import('@grpc/grpc-js').sendUnaryData<number>) => {
       // grpc-js peers are `host:port`, IPv6 hosts unbracketed.
       const peer = call.getPeer();
-      seen.push({ path: `/grpc.health.v1.Health/Check?service=${call.request.service}`, remote: plainAddress(peer.slice(0, peer.lastIndexOf(':')).replace(/^ipv[46]:/, '')), protocol: 'grpc', host: '', headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') }, rawHeaders: [] });
+      seen.push({
+        path: `/grpc.health.v1.Health/Check?service=${call.request.service}`,
+        remote: plainAddress(peer.slice(0, peer.lastIndexOf(':')).replace(/^ipv[46]:/, '')),
+        protocol: 'grpc',
+        host: '',
+        headers: { 'user-agent': String(call.metadata.get('user-agent')[0] ?? '') },
+        rawHeaders: [],
+      });
       const reply = () => {
         const s = statuses[call.request.service];
         if (s === undefined) cb({ code: grpc.status.NOT_FOUND, details: 'unknown service' });
@@ -200,6 +219,8 @@ export async function startGrpcHealthApp(statuses: Record<string, keyof typeof S
       else reply();
     },
   });
-  const bound = await new Promise<number>((resolve, reject) => server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
   return { port: bound, seen, close: () => new Promise((resolve) => server.tryShutdown(() => resolve())) };
 }

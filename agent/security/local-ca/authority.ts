@@ -62,7 +62,7 @@ export class CertificateAuthority {
   /** A new self-signed ECDSA P-256 root with `O=<organization>`. */
   static async createRoot(opts: { organization: string; commonName?: string; ttlDays?: number; now?: number }): Promise<CertificateAuthority> {
     const x509 = await loadX509();
-    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
+    const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
     const now = opts.now ?? Date.now();
     const name: Record<string, string[]>[] = [{ '2.5.4.10': [opts.organization] }];
     if (opts.commonName) name.push({ '2.5.4.3': [opts.commonName] });
@@ -87,7 +87,8 @@ export class CertificateAuthority {
     const x509 = await loadX509();
     const cert = new x509.X509Certificate(certPem);
     const keyObj = createPrivateKey(keyPem);
-    const params = keyObj.asymmetricKeyType === 'ec' ? { name: 'ECDSA', namedCurve: keyObj.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256' } : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    const params =
+      keyObj.asymmetricKeyType === 'ec' ? { name: 'ECDSA', namedCurve: keyObj.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'P-384' : 'P-256' } : { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
     const key = await webcrypto.subtle.importKey('pkcs8', keyObj.export({ type: 'pkcs8', format: 'der' }), params, true, ['sign']);
     return new CertificateAuthority(x509, key, cert, opts.intermediates ?? [], opts.rootBundle ?? cert.toString('pem') + '\n');
   }
@@ -114,7 +115,7 @@ export class CertificateAuthority {
   /** An intermediate CA signed by this one (tests use it for three-element chains). */
   async createIntermediate(organization: string): Promise<CertificateAuthority> {
     const x509 = this.x509;
-    const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']));
+    const keys = await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serialHex(),

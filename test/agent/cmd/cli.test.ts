@@ -13,8 +13,22 @@ const baseEnv = { PATH: process.env.PATH, DISABLE_ENVOY: 'true', CA_PROVIDER: 'l
 
 t.test('flag forms: --flag=value, --flag value, bare bools, --bool=false, unknown flags ignored', async (t) => {
   const inv = await parseProxyCommandLine([
-    '--log_as_json', 'proxy', 'router', '--domain', 'd.example', '--unknown-flag', 'swallowed', '--stsPort=15463',
-    '--profiling=false', '--other-unknown=x', '--proxyLogLevel', 'debug', '--log_output_level=default:debug', '--log_target', '/dev/null', '--log_target=stderr',
+    '--log_as_json',
+    'proxy',
+    'router',
+    '--domain',
+    'd.example',
+    '--unknown-flag',
+    'swallowed',
+    '--stsPort=15463',
+    '--profiling=false',
+    '--other-unknown=x',
+    '--proxyLogLevel',
+    'debug',
+    '--log_output_level=default:debug',
+    '--log_target',
+    '/dev/null',
+    '--log_target=stderr',
   ]);
   t.equal(inv.typeArg, 'router');
   t.equal(inv.flags.domain, 'd.example');
@@ -29,8 +43,17 @@ t.test('flag forms: --flag=value, --flag value, bare bools, --bool=false, unknow
   const d = await parseProxyCommandLine(['proxy']);
   t.equal(d.typeArg, undefined, 'type defaults (sidecar) when omitted');
   t.same(d.flags, {
-    domain: '', meshConfig: './etc/istio/config/mesh', stsPort: 0, tokenManagerPlugin: 'GoogleTokenExchange', serviceCluster: 'istio-proxy',
-    proxyLogLevel: 'warning', proxyComponentLogLevel: '', concurrency: 0, templateFile: '', outlierLogPath: '', profiling: true,
+    domain: '',
+    meshConfig: './etc/istio/config/mesh',
+    stsPort: 0,
+    tokenManagerPlugin: 'GoogleTokenExchange',
+    serviceCluster: 'istio-proxy',
+    proxyLogLevel: 'warning',
+    proxyComponentLogLevel: '',
+    concurrency: 0,
+    templateFile: '',
+    outlierLogPath: '',
+    profiling: true,
   });
   t.same(d.logOptions.targets, ['stdout']);
   // pflag: an unknown flag followed by a non-flag word takes it as its value.
@@ -98,7 +121,10 @@ t.test('logging flags reach the logger: JSON lines to a file target', async (t) 
   const r = await run.exited;
   t.equal(r.code, 0);
   t.equal(r.stdout, '', 'nothing on stdout when the target is a file');
-  const recs = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+  const recs = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { level: string; msg: string });
   t.ok(recs.some((x) => x.msg === 'FLAG: --log_as_json="true"'));
   t.ok(recs.some((x) => x.msg.startsWith('Agent draining: received signal: SIGTERM')));
 });

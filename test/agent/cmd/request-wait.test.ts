@@ -16,13 +16,16 @@ interface Seen {
 
 async function server(handler: (req: IncomingMessage, body: string) => [number, string]): Promise<{ srv: Server; port: number; seen: Seen[] }> {
   const seen: Seen[] = [];
-  const srv = createServer((req, res) => void (async () => {
-    let body = '';
-    for await (const c of req) body += c;
-    seen.push({ method: req.method!, url: req.url!, body });
-    const [code, text] = handler(req, body);
-    res.writeHead(code).end(text);
-  })());
+  const srv = createServer(
+    (req, res) =>
+      void (async () => {
+        let body = '';
+        for await (const c of req) body += c;
+        seen.push({ method: req.method!, url: req.url!, body });
+        const [code, text] = handler(req, body);
+        res.writeHead(code).end(text);
+      })(),
+  );
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
   return { srv, port: (srv.address() as AddressInfo).port, seen };
@@ -32,8 +35,7 @@ t.test('Test_command_do', async (t) => {
   const s = await server((req) => (req.url === '/missing' ? [404, 'nope'] : req.url === '/fail' ? [500, 'boom'] : [200, 'ok-body']));
   t.teardown(() => s.srv.close());
   // The port allow-list is checked first; the test server is then dialled in place of localhost:15000.
-  const call = (method: string, path: string, body?: string) =>
-    doRequest({ method, path, body, debugPort: 15000, authority: `127.0.0.1:${s.port}` }).catch((e: Error) => e);
+  const call = (method: string, path: string, body?: string) => doRequest({ method, path, body, debugPort: 15000, authority: `127.0.0.1:${s.port}` }).catch((e: Error) => e);
 
   t.equal(await call('POST', '/quitquitquit', 'a body'), 'ok-body', 'makes a request using passed method, url and body');
   t.same(s.seen.at(-1), { method: 'POST', url: '/quitquitquit', body: 'a body' });

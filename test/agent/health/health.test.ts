@@ -15,7 +15,8 @@ import { freePort } from '../../support/ports.js';
 import { startGrpcHealthApp, startHttpApp } from '../../support/probe-apps.js';
 
 const base = { initialDelayMs: 0, timeoutMs: 1000, periodMs: 5, successThreshold: 1, failureThreshold: 1 };
-const checker = (method: WorkloadProbeConfig['method'], o: Partial<WorkloadProbeConfig> = {}, deps: ConstructorParameters<typeof WorkloadHealthChecker>[1] = {}) => new WorkloadHealthChecker({ ...base, ...o, method }, deps);
+const checker = (method: WorkloadProbeConfig['method'], o: Partial<WorkloadProbeConfig> = {}, deps: ConstructorParameters<typeof WorkloadHealthChecker>[1] = {}) =>
+  new WorkloadHealthChecker({ ...base, ...o, method }, deps);
 
 async function probe(c: WorkloadHealthChecker): Promise<string | undefined> {
   try {
@@ -27,7 +28,10 @@ async function probe(c: WorkloadHealthChecker): Promise<string | undefined> {
 }
 
 t.test('TestHttpProber', async (t) => {
-  for (const [code, want] of [[200, undefined], [500, 'status code was not from [200,400), bad code 500']] as const) {
+  for (const [code, want] of [
+    [200, undefined],
+    [500, 'status code was not from [200,400), bad code 500'],
+  ] as const) {
     const s = await httpServer((_req, res) => res.writeHead(code).end());
     t.equal(await probe(checker({ kind: 'httpGet', scheme: 'http', host: '127.0.0.1', port: s.port, path: '/test/health/check', headers: [] })), want, `status ${code}`);
     t.equal(s.seen[0]?.url, '/test/health/check');
@@ -35,13 +39,32 @@ t.test('TestHttpProber', async (t) => {
     await s.close();
   }
   const closed = await freePort();
-  t.match(await probe(checker({ kind: 'httpGet', scheme: 'http', host: '127.0.0.1', port: closed, path: '/', headers: [] })), /dial tcp 127\.0\.0\.1:\d+: connect: connection refused/, 'could not connect');
+  t.match(
+    await probe(checker({ kind: 'httpGet', scheme: 'http', host: '127.0.0.1', port: closed, path: '/', headers: [] })),
+    /dial tcp 127\.0\.0\.1:\d+: connect: connection refused/,
+    'could not connect',
+  );
 });
 
 t.test('HTTP prober: configured headers, Host and User-Agent honoured, source 127.0.0.6, redirects followed', async (t) => {
   const app = await startHttpApp();
   t.teardown(() => app.close());
-  const c = checker({ kind: 'httpGet', scheme: 'http', host: '127.0.0.1', port: app.port, path: 'header', headers: [['Some-Header', 'some-value'], ['Host', 'test.com:9999'], ['User-Agent', 'mine']] }, {}, { localAddress: '127.0.0.6' });
+  const c = checker(
+    {
+      kind: 'httpGet',
+      scheme: 'http',
+      host: '127.0.0.1',
+      port: app.port,
+      path: 'header',
+      headers: [
+        ['Some-Header', 'some-value'],
+        ['Host', 'test.com:9999'],
+        ['User-Agent', 'mine'],
+      ],
+    },
+    {},
+    { localAddress: '127.0.0.6' },
+  );
   t.equal(await probe(c), undefined);
   t.equal(app.seen[0]?.remote, '127.0.0.6');
   t.equal(app.seen[0]?.headers['user-agent'], 'mine');
@@ -128,7 +151,10 @@ t.test('TestWorkloadHealthChecker_PerformApplicationHealthCheck/tcp: one event p
       srv = undefined;
     }
   });
-  t.same(events.map((e) => e.healthy), statuses);
+  t.same(
+    events.map((e) => e.healthy),
+    statuses,
+  );
   t.match(events[0]?.message, /connection refused/, 'an unhealthy event carries the probe error');
   t.equal(events[1]?.message, undefined);
 });
@@ -144,7 +170,11 @@ t.test('TestWorkloadHealthChecker_PerformApplicationHealthCheck/http', async (t)
   t.teardown(() => s.close());
   const c = checker({ kind: 'httpGet', scheme: 'http', host: '127.0.0.1', port: s.port, path: '/test/health/check', headers: [] });
   const events = await collect(c, 4);
-  t.same(events.map((e) => e.healthy), [true, false, true, false], 'two failures in a row are one event');
+  t.same(
+    events.map((e) => e.healthy),
+    [true, false, true, false],
+    'two failures in a row are one event',
+  );
   await new Promise((r) => setTimeout(r, 100));
   t.equal(c.lastEvent?.healthy, false);
 });
@@ -160,11 +190,15 @@ t.test('thresholds: consecutive counts before a transition', async (t) => {
   c.start();
   await new Promise((r) => setTimeout(r, 400));
   c.stop();
-  t.same(events.slice(0, 3), [
-    { healthy: true, at: 2 },
-    { healthy: false, at: 5 },
-    { healthy: true, at: 7 },
-  ], 'healthy after 2 successes, unhealthy after 3 failures, healthy after 2 more successes');
+  t.same(
+    events.slice(0, 3),
+    [
+      { healthy: true, at: 2 },
+      { healthy: false, at: 5 },
+      { healthy: true, at: 7 },
+    ],
+    'healthy after 2 successes, unhealthy after 3 failures, healthy after 2 more successes',
+  );
 });
 
 t.test('the chain: Envoy not ready ⇒ unhealthy with its reason; initial delay', async (t) => {
@@ -188,8 +222,19 @@ t.test('the chain: Envoy not ready ⇒ unhealthy with its reason; initial delay'
 
 t.test('ProxyConfig readinessProbe: defaults and validation', async (t) => {
   const d = { defaultHost: '10.0.0.5' };
-  t.same(workloadProbeConfig({ httpGet: { port: 8080 } }, d), { initialDelayMs: 0, timeoutMs: 1000, periodMs: 10_000, successThreshold: 1, failureThreshold: 1, method: { kind: 'httpGet', scheme: 'http', host: '10.0.0.5', port: 8080, path: '/', headers: [] } });
-  t.match(workloadProbeConfig({ http_get: { port: 1, scheme: 'HTTPS', host: 'app.local', http_headers: [{ name: 'a', value: 'b' }] }, initial_delay_seconds: 3, period_seconds: '5' }, d), { initialDelayMs: 3000, periodMs: 5000, method: { scheme: 'https', host: 'app.local', headers: [['a', 'b']] } }, 'proto names and int64-as-string accepted');
+  t.same(workloadProbeConfig({ httpGet: { port: 8080 } }, d), {
+    initialDelayMs: 0,
+    timeoutMs: 1000,
+    periodMs: 10_000,
+    successThreshold: 1,
+    failureThreshold: 1,
+    method: { kind: 'httpGet', scheme: 'http', host: '10.0.0.5', port: 8080, path: '/', headers: [] },
+  });
+  t.match(
+    workloadProbeConfig({ http_get: { port: 1, scheme: 'HTTPS', host: 'app.local', http_headers: [{ name: 'a', value: 'b' }] }, initial_delay_seconds: 3, period_seconds: '5' }, d),
+    { initialDelayMs: 3000, periodMs: 5000, method: { scheme: 'https', host: 'app.local', headers: [['a', 'b']] } },
+    'proto names and int64-as-string accepted',
+  );
   t.match(workloadProbeConfig({ tcpSocket: { port: 9 } }, d).method, { kind: 'tcpSocket', host: '10.0.0.5', port: 9 });
   t.match(workloadProbeConfig({ exec: { command: ['true'] }, timeoutSeconds: 0 }, d), { timeoutMs: 1000, method: { kind: 'exec', command: ['true'] } });
   t.match(workloadProbeConfig({ grpc: { port: 7, service: 's' } }, d).method, { kind: 'grpc', port: 7, service: 's' });
@@ -203,7 +248,13 @@ t.test('HealthCheckSubsystem: from PROXY_CONFIG, probing from afterStart, events
   t.teardown(() => app.close());
   const config = resolveAgentConfig({
     proxyTypeArg: 'sidecar',
-    env: { POD_NAME: 'vm', POD_NAMESPACE: 'default', INSTANCE_IP: '127.0.0.1', DISABLE_ENVOY: 'true', PROXY_CONFIG: JSON.stringify({ readinessProbe: { httpGet: { port: app.port, path: '/hello' }, periodSeconds: 1 } }) },
+    env: {
+      POD_NAME: 'vm',
+      POD_NAMESPACE: 'default',
+      INSTANCE_IP: '127.0.0.1',
+      DISABLE_ENVOY: 'true',
+      PROXY_CONFIG: JSON.stringify({ readinessProbe: { httpGet: { port: app.port, path: '/hello' }, periodSeconds: 1 } }),
+    },
     files: {},
     interfaces: [],
     parseYaml: jsonThenYaml(parseYaml),

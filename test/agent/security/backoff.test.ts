@@ -96,7 +96,10 @@ t.test('LongTimer fires once at the right time, 90 days ahead, never overflowing
   t.equal(fired, 1, 'fires at its time');
   advance(365 * 24 * H);
   t.equal(fired, 1, 'exactly once');
-  t.ok(delays.every((d) => d <= MAX_TIMEOUT_MS), 'every hop fits in a setTimeout');
+  t.ok(
+    delays.every((d) => d <= MAX_TIMEOUT_MS),
+    'every hop fits in a setTimeout',
+  );
   t.ok(delays.length >= 4, `chained over ${delays.length} hops`);
 });
 

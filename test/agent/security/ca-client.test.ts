@@ -90,7 +90,10 @@ t.test('UNAVAILABLE is retried with x-retry-attempt, up to 5 attempts', async (t
   const chain = await client.csrSign(await csr(), 60);
   t.equal(chain.length, 2);
   t.equal(ca.calls, 3);
-  t.same(ca.requests.map((r) => r.metadata['x-retry-attempt']), [undefined, '1', '2']);
+  t.same(
+    ca.requests.map((r) => r.metadata['x-retry-attempt']),
+    [undefined, '1', '2'],
+  );
   t.equal(client.retries, 2);
   ca.failCount = 10;
   await t.rejects(client.csrSign(await csr(), 60), { message: /code = Unavailable desc = CA server is not available/ });

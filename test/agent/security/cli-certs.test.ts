@@ -9,9 +9,12 @@ import { runCliToEnd, spawnCli } from '../../support/cli.js';
 import { chainOf, SdsTestClient } from '../../support/sds-client.js';
 import { until, workloadFor } from '../../support/security-env.js';
 
-
 t.test('CA_PROVIDER=local: a root created on first use, SDS served, OUTPUT_CERTS written; the root is reused', async (t) => {
-  const wl = workloadFor(undefined, { ns: 'dev', sa: 'me', env: { CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', OUTPUT_CERTS: 'out', ECC_SIGNATURE_ALGORITHM: 'ECDSA', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' } });
+  const wl = workloadFor(undefined, {
+    ns: 'dev',
+    sa: 'me',
+    env: { CA_PROVIDER: 'local', DISABLE_ENVOY: 'true', OUTPUT_CERTS: 'out', ECC_SIGNATURE_ALGORITHM: 'ECDSA', PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' },
+  });
   t.teardown(() => rmSync(wl.cwd, { recursive: true, force: true }));
   mkdirSync(join(wl.cwd, 'out'));
   const run = async () => {

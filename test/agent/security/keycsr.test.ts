@@ -49,10 +49,7 @@ for (const [name, o, sigAlg, keyLabel, keyType] of cases) {
     t.notMatch(asn, /commonName/);
     // The key in the CSR is ours.
     const pub = openssl(['req', '-pubkey', '-noout'], csrPem);
-    t.equal(
-      createPublicKey(pub).export({ type: 'spki', format: 'der' }).toString('base64'),
-      createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' }).toString('base64'),
-    );
+    t.equal(createPublicKey(pub).export({ type: 'spki', format: 'der' }).toString('base64'), createPublicKey(privateKeyPem).export({ type: 'spki', format: 'der' }).toString('base64'));
   });
 }
 

@@ -32,7 +32,9 @@ t.test('trust anchors: sorted, de-duplicated union joined with \\n', async (t) =
 t.test('bundles keep only valid certificates; negative serials are rejected as Go does', async (t) => {
   const a = await CertificateAuthority.createRoot({ organization: 'a' });
   const neg = join(dir, 'neg.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/O=x', '-set_serial', '-5', '-days', '1', '-out', neg], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', '/dev/null', '-subj', '/O=x', '-set_serial', '-5', '-days', '1', '-out', neg], {
+    stdio: 'ignore',
+  });
   const negPem = readFileSync(neg, 'utf8');
   t.throws(() => parseCertificate(negPem), /negative serial/);
   const garbled = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';

@@ -47,7 +47,6 @@ function write(dir: string, name: string, data: string): string {
   return p;
 }
 
-
 let ca: TestCaServer;
 t.before(async () => {
   ca = await TestCaServer.start();
@@ -99,7 +98,11 @@ t.test('two workloads complete a mutual-TLS handshake with SDS certs, each check
   });
   const a = creds(ad);
   const b = creds(bd);
-  const peerId = (c: tls.PeerCertificate) => (c.subjectaltname ?? '').split(', ').filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
+  const peerId = (c: tls.PeerCertificate) =>
+    (c.subjectaltname ?? '')
+      .split(', ')
+      .filter((s) => s.startsWith('URI:'))
+      .map((s) => s.slice(4));
   const server = tls.createServer({ ...b, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (sock) => {
     const ids = peerId(sock.getPeerCertificate());
     sock.end(ids.includes('spiffe://cluster.local/ns/shop/sa/frontend') ? 'hello frontend' : 'who are you');

@@ -101,7 +101,11 @@ t.test('multiplexed: default, ACK silent, then [default, ROOTCA] answers only RO
   t.ok(await c.nothingWithin(QUIET), 'ACK gets no response');
   c.send(sdsRequest(['default', 'ROOTCA'], { node: null, response_nonce: r1.nonce, version_info: r1.version_info }));
   const r2 = await c.next();
-  t.same(r2.secrets.map((s) => s.name), ['ROOTCA'], 'only the added name');
+  t.same(
+    r2.secrets.map((s) => s.name),
+    ['ROOTCA'],
+    'only the added name',
+  );
   t.equal(rootOf(r2.secrets[0]!), 'root-1');
   c.send(sdsRequest(['default', 'ROOTCA'], { node: null, response_nonce: r2.nonce }));
   t.ok(await c.nothingWithin(QUIET), 'ACK gets no response');
@@ -114,7 +118,10 @@ t.test('multiplexed root first: [ROOTCA], then [default] without nonce is a new 
   t.equal(rootOf(r1.secrets[0]!), 'root-1');
   c.send(sdsRequest(['default'], { node: null }));
   const r2 = await c.next();
-  t.same(r2.secrets.map((s) => s.name), ['default']);
+  t.same(
+    r2.secrets.map((s) => s.name),
+    ['default'],
+  );
 });
 
 t.test('multiplexed multiple single: the same request without nonce is answered each time', async (t) => {
@@ -123,7 +130,10 @@ t.test('multiplexed multiple single: the same request without nonce is answered 
   for (let i = 0; i < 3; i++) {
     c.send(sdsRequest(['ROOTCA'], i === 0 ? {} : { node: null }));
     const r = await c.next();
-    t.same(r.secrets.map((s) => s.name), ['ROOTCA']);
+    t.same(
+      r.secrets.map((s) => s.name),
+      ['ROOTCA'],
+    );
     c.send(sdsRequest(['ROOTCA'], { node: null, response_nonce: r.nonce }));
     t.ok(await c.nothingWithin(100), 'ACK silent');
   }
@@ -239,7 +249,10 @@ t.test('several names on one stream, and the CRL file in validation contexts', a
   const { connect, dir } = await setup(t, { crl: true });
   const c = await connect();
   const r = await c.subscribe(['default', 'ROOTCA']);
-  t.same(r.secrets.map((s) => s.name), ['default', 'ROOTCA']);
+  t.same(
+    r.secrets.map((s) => s.name),
+    ['default', 'ROOTCA'],
+  );
   t.equal(r.secrets[1]!.validation_context?.crl?.filename, join(dir, 'ca-crl.pem'));
 });
 

@@ -6,7 +6,17 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { keyMatchesCertificate, mergeTrustAnchors, parseCertificate, SecretManager, spiffeIds, UnknownResourceError, generateKeyAndCsr, type CaClient, type SecretManagerOptions } from '../../../agent/security/index.js';
+import {
+  keyMatchesCertificate,
+  mergeTrustAnchors,
+  parseCertificate,
+  SecretManager,
+  spiffeIds,
+  UnknownResourceError,
+  generateKeyAndCsr,
+  type CaClient,
+  type SecretManagerOptions,
+} from '../../../agent/security/index.js';
 import { CertificateAuthority } from '../../../agent/security/local-ca/index.js';
 import { configureLogging } from '../../../lib/log.js';
 import { until } from '../../support/security-env.js';
@@ -66,7 +76,6 @@ async function manager(t: { teardown(fn: () => unknown): void }, o: Partial<Secr
   t.teardown(() => sm.close());
   return { sm, ca, d, events };
 }
-
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -159,7 +168,9 @@ t.test('a different SPIFFE ID is served, with one warning', async (t) => {
   const s = await sm.generateSecret('default');
   t.same(spiffeIds(parseCertificate(s.certificateChain!)), [alias]);
   await until(() => ca.calls >= 3, 5000, 'rotations');
-  const warnings = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes(`identity ${alias}`));
+  const warnings = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`identity ${alias}`));
   t.equal(warnings.length, 1, 'logged once');
 });
 

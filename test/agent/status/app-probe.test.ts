@@ -44,7 +44,14 @@ t.test('TestAppProbe', async (t) => {
     {
       name: 'http-readyz-header',
       path: '/app-health/header/readyz',
-      config: { '/app-health/header/readyz': http('/header', { httpHeaders: [{ name: HEADER_NAME, value: HEADER_VALUE }, { name: 'Host', value: HOST_VALUE }] }) },
+      config: {
+        '/app-health/header/readyz': http('/header', {
+          httpHeaders: [
+            { name: HEADER_NAME, value: HEADER_VALUE },
+            { name: 'Host', value: HOST_VALUE },
+          ],
+        }),
+      },
       // kubelet sends the probe's headers, Host included, to the status port
       headers: { [HEADER_NAME]: HEADER_VALUE, Host: HOST_VALUE },
       status: 200,
@@ -71,7 +78,12 @@ t.test('TestAppProbe', async (t) => {
     t.equal(r.status, c.status, c.name);
     if (c.name === 'redirect loop') t.equal(app.seen.length - before, 10, 'redirect loop: 10 requests, then the 10th redirect is an error');
     if (c.name === 'remote redirect') t.equal(app.seen.length - before, 1, 'remote redirect: the other host is never contacted');
-    if (c.name === 'redirect') t.same(app.seen.slice(before).map((s) => s.path), ['/redirect', '/'], 'redirect: followed on the same host');
+    if (c.name === 'redirect')
+      t.same(
+        app.seen.slice(before).map((s) => s.path),
+        ['/redirect', '/'],
+        'redirect: followed on the same host',
+      );
     if (c.name.startsWith('http-') && c.status === 200) t.equal(app.seen[app.seen.length - 1]!.remote, '127.0.0.6', `${c.name}: the probe came from 127.0.0.6`);
   }
   const h = await server(t, simpleHttp);
@@ -84,7 +96,9 @@ t.test('TestAppProbe', async (t) => {
 
 t.test('TestAppProbe/status codes: every code 200–511 is passed on, redirects answer 200', async (t) => {
   const app = await appOf(t, startHttpApp());
-  const codes = Object.keys(STATUS_CODES).map(Number).filter((c) => c >= 200 && c <= 511);
+  const codes = Object.keys(STATUS_CODES)
+    .map(Number)
+    .filter((c) => c >= 200 && c <= 511);
   const probers = Object.fromEntries(codes.map((c) => [`/app-health/code${c}/livez`, { timeoutSeconds: 1, httpGet: { path: `status/${c}`, port: app.port } }]));
   const h = await server(t, probers);
   const wrong: string[] = [];
@@ -193,12 +207,28 @@ t.test('TestGRPCAppProbe', async (t) => {
   t.match(h.log(), /grpc request not finished within timeout/);
 });
 
-t.test('TestProbeHeader: incoming headers are forwarded, the config\'s are not', async (t) => {
+t.test("TestProbeHeader: incoming headers are forwarded, the config's are not", async (t) => {
   const cases: { name: string; origin: Record<string, string[]>; proxy: { name: string; value: string }[]; want: [string, string][] }[] = [
     { name: 'Only Origin', origin: { [HEADER_NAME]: [HEADER_VALUE] }, proxy: [], want: [[HEADER_NAME, HEADER_VALUE]] },
-    { name: 'Only Origin, has multiple values', origin: { [HEADER_NAME]: [HEADER_VALUE, HEADER_VALUE] }, proxy: [], want: [[HEADER_NAME, HEADER_VALUE], [HEADER_NAME, HEADER_VALUE]] },
+    {
+      name: 'Only Origin, has multiple values',
+      origin: { [HEADER_NAME]: [HEADER_VALUE, HEADER_VALUE] },
+      proxy: [],
+      want: [
+        [HEADER_NAME, HEADER_VALUE],
+        [HEADER_NAME, HEADER_VALUE],
+      ],
+    },
     { name: 'Only Proxy', origin: {}, proxy: [{ name: HEADER_NAME, value: HEADER_VALUE }], want: [] },
-    { name: 'Only Proxy, has multiple values', origin: {}, proxy: [{ name: HEADER_NAME, value: HEADER_VALUE }, { name: HEADER_NAME, value: HEADER_VALUE }], want: [] },
+    {
+      name: 'Only Proxy, has multiple values',
+      origin: {},
+      proxy: [
+        { name: HEADER_NAME, value: HEADER_VALUE },
+        { name: HEADER_NAME, value: HEADER_VALUE },
+      ],
+      want: [],
+    },
     { name: 'Proxy overwrites Origin', origin: { [HEADER_NAME]: [HEADER_VALUE] }, proxy: [{ name: HEADER_NAME, value: `${HEADER_VALUE}over` }], want: [[HEADER_NAME, HEADER_VALUE]] },
   ];
   const app = await appOf(t, startHttpApp());

@@ -24,7 +24,14 @@ async function pod(env: Record<string, string>) {
       INSTANCE_IP: '127.0.0.1',
       CA_PROVIDER: 'local',
       ENVOY_PROMETHEUS_PORT: String(adminPort),
-      PROXY_CONFIG: JSON.stringify({ binaryPath: standinBin, customConfigFile: 'etc/istio/custom/bootstrap.json', proxyAdminPort: adminPort, statusPort, terminationDrainDuration: '1s', controlPlaneAuthPolicy: 'NONE' }),
+      PROXY_CONFIG: JSON.stringify({
+        binaryPath: standinBin,
+        customConfigFile: 'etc/istio/custom/bootstrap.json',
+        proxyAdminPort: adminPort,
+        statusPort,
+        terminationDrainDuration: '1s',
+        controlPlaneAuthPolicy: 'NONE',
+      }),
       ...s.env,
       ...env,
     },
@@ -36,9 +43,15 @@ const errorLines = (out: string) => out.split('\n').filter((l) => /\t(error|fata
 
 t.test('malformed ISTIO_KUBE_APP_PROBERS / ISTIO_PROMETHEUS_ANNOTATIONS: one error naming the variable, exit 255', async (t) => {
   const cases: [Record<string, string>, RegExp][] = [
-    [{ ISTIO_KUBE_APP_PROBERS: '{"/app-health/a/livez": {"httpGet": {"port": "http"}}}' }, /\terror\tinvalid ISTIO_KUBE_APP_PROBERS: invalid prober config for \/app-health\/a\/livez, the port must be int type$/],
+    [
+      { ISTIO_KUBE_APP_PROBERS: '{"/app-health/a/livez": {"httpGet": {"port": "http"}}}' },
+      /\terror\tinvalid ISTIO_KUBE_APP_PROBERS: invalid prober config for \/app-health\/a\/livez, the port must be int type$/,
+    ],
     [{ ISTIO_KUBE_APP_PROBERS: 'not json' }, /\terror\tinvalid ISTIO_KUBE_APP_PROBERS: failed to decode app prober err = /],
-    [{ ISTIO_PROMETHEUS_ANNOTATIONS: '{"scrape":"true","port":' }, /\terror\tinvalid ISTIO_PROMETHEUS_ANNOTATIONS "\{\\"scrape\\":\\"true\\",\\"port\\":": failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: /],
+    [
+      { ISTIO_PROMETHEUS_ANNOTATIONS: '{"scrape":"true","port":' },
+      /\terror\tinvalid ISTIO_PROMETHEUS_ANNOTATIONS "\{\\"scrape\\":\\"true\\",\\"port\\":": failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS: /,
+    ],
     [{ ISTIO_PROMETHEUS_ANNOTATIONS: '{"targets":[{"port":"15090"}]}' }, /\terror\tinvalid ISTIO_PROMETHEUS_ANNOTATIONS .*target port 15090 is reserved by Istio \(Envoy Prometheus port\)$/],
   ];
   for (const [env, want] of cases) {

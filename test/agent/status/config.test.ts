@@ -50,7 +50,9 @@ t.test('TestNewServer: ISTIO_KUBE_APP_PROBERS validation (17 cases)', async (t) 
 });
 
 t.test('app probers: decoded as Go decodes them', async (t) => {
-  const p = parseAppProbers('{"/app-health/a/livez":{"httpGet":{"port":80}},"/app-health/a/readyz":{"HTTPGET":{"path":"x","port":81,"scheme":"HTTPS"},"timeoutSeconds":3},"/app-lifecycle/a/prestopz":{"grpc":{"port":90}}}');
+  const p = parseAppProbers(
+    '{"/app-health/a/livez":{"httpGet":{"port":80}},"/app-health/a/readyz":{"HTTPGET":{"path":"x","port":81,"scheme":"HTTPS"},"timeoutSeconds":3},"/app-lifecycle/a/prestopz":{"grpc":{"port":90}}}',
+  );
   t.same(p.get('/app-health/a/livez'), { kind: 'httpGet', port: 80, path: '/', scheme: 'HTTP', timeoutSeconds: 0 }, 'no path ⇒ /');
   t.same(p.get('/app-health/a/readyz'), { kind: 'httpGet', port: 81, path: '/x', scheme: 'HTTPS', timeoutSeconds: 3 }, 'case-insensitive field names; leading / added');
   t.same(p.get('/app-lifecycle/a/prestopz'), { kind: 'grpc', port: 90, service: '', timeoutSeconds: 0 });
@@ -67,13 +69,37 @@ t.test('app probers: decoded as Go decodes them', async (t) => {
 t.test('TestParseScrapeTargets', async (t) => {
   const ok: [string, { port: string; path: string }[] | undefined][] = [
     ['8080:/metrics', [{ port: '8080', path: '/metrics' }]],
-    ['8080:/metrics,9100:/custom', [{ port: '8080', path: '/metrics' }, { port: '9100', path: '/custom' }]],
+    [
+      '8080:/metrics,9100:/custom',
+      [
+        { port: '8080', path: '/metrics' },
+        { port: '9100', path: '/custom' },
+      ],
+    ],
     ['8080', [{ port: '8080', path: '/metrics' }]],
-    ['8080:,9100:/custom', [{ port: '8080', path: '/metrics' }, { port: '9100', path: '/custom' }]],
-    [' 8080:/metrics , 9100:/custom ', [{ port: '8080', path: '/metrics' }, { port: '9100', path: '/custom' }]],
+    [
+      '8080:,9100:/custom',
+      [
+        { port: '8080', path: '/metrics' },
+        { port: '9100', path: '/custom' },
+      ],
+    ],
+    [
+      ' 8080:/metrics , 9100:/custom ',
+      [
+        { port: '8080', path: '/metrics' },
+        { port: '9100', path: '/custom' },
+      ],
+    ],
     ['', undefined],
     [',,,', undefined],
-    ['8080:/metrics,8080:/other', [{ port: '8080', path: '/metrics' }, { port: '8080', path: '/other' }]],
+    [
+      '8080:/metrics,8080:/other',
+      [
+        { port: '8080', path: '/metrics' },
+        { port: '8080', path: '/other' },
+      ],
+    ],
     ['8080:/metrics?foo=bar', [{ port: '8080', path: '/metrics?foo=bar' }]],
   ];
   for (const [input, want] of ok) t.same(parseScrapeTargets(input), want, JSON.stringify(input));
@@ -90,7 +116,17 @@ t.test('TestIstioReservedPortReason', async (t) => {
 t.test('TestNewServerPrometheusNormalization (14 cases)', async (t) => {
   const cases: [string, string, { port?: string; targets?: { port: string; path: string }[] } | 'error'][] = [
     ['legacy single-port JSON synthesizes one target', '{"scrape":"true","port":"8080","path":"/metrics"}', { port: '8080', targets: [{ port: '8080', path: '/metrics' }] }],
-    ['new-format JSON with targets field is preserved', '{"scrape":"true","port":"8080","path":"/metrics","targets":[{"port":"8080","path":"/metrics"},{"port":"9100","path":"/custom"}]}', { port: '8080', targets: [{ port: '8080', path: '/metrics' }, { port: '9100', path: '/custom' }] }],
+    [
+      'new-format JSON with targets field is preserved',
+      '{"scrape":"true","port":"8080","path":"/metrics","targets":[{"port":"8080","path":"/metrics"},{"port":"9100","path":"/custom"}]}',
+      {
+        port: '8080',
+        targets: [
+          { port: '8080', path: '/metrics' },
+          { port: '9100', path: '/custom' },
+        ],
+      },
+    ],
     ['target port equal to status port is an error', '{"scrape":"true","targets":[{"port":"15020","path":"/metrics"}]}', 'error'],
     ['empty port defaults to 80 and synthesizes one target', '{"scrape":"true"}', { port: '80', targets: [{ port: '80', path: '/metrics' }] }],
     ['empty path in target defaults to /metrics', '{"scrape":"true","targets":[{"port":"8080","path":""}]}', { targets: [{ port: '8080', path: '/metrics' }] }],
@@ -98,7 +134,11 @@ t.test('TestNewServerPrometheusNormalization (14 cases)', async (t) => {
     ['target on reserved Envoy Prometheus port is rejected', '{"scrape":"true","targets":[{"port":"15090","path":"/metrics"}]}', 'error'],
     ['target on reserved inbound redirect port is rejected', '{"scrape":"true","targets":[{"port":"15006","path":"/metrics"}]}', 'error'],
     ['one good target plus one reserved target is rejected', '{"scrape":"true","targets":[{"port":"8080","path":"/metrics"},{"port":"15000","path":"/metrics"}]}', 'error'],
-    ['both legacy Port and Targets present', '{"scrape":"true","port":"8080","path":"/metrics","targets":[{"port":"9100","path":"/custom"}]}', { port: '8080', targets: [{ port: '9100', path: '/custom' }] }],
+    [
+      'both legacy Port and Targets present',
+      '{"scrape":"true","port":"8080","path":"/metrics","targets":[{"port":"9100","path":"/custom"}]}',
+      { port: '8080', targets: [{ port: '9100', path: '/custom' }] },
+    ],
     ['targets but no top-level port syncs Port from Targets[0]', '{"scrape":"true","targets":[{"port":"8080","path":"/metrics"}]}', { port: '8080', targets: [{ port: '8080', path: '/metrics' }] }],
     ['leading-zero port equal to status port is rejected numerically', '{"scrape":"true","targets":[{"port":"015020","path":"/metrics"}]}', 'error'],
     ['leading-zero reserved port is rejected numerically', '{"scrape":"true","targets":[{"port":"015000","path":"/metrics"}]}', 'error'],
@@ -116,7 +156,7 @@ t.test('TestNewServerPrometheusNormalization (14 cases)', async (t) => {
   }
   t.equal(normalizeScrapeConfig('{"scrape":"false","port":"8080"}', 15020), undefined, 'scrape=false disables');
   t.throws(() => normalizeScrapeConfig('{"port":"15020"}', 15020), /recursive loop/, 'legacy port = status port');
-  t.throws(() => normalizeScrapeConfig('{"port":8080}', 15020), /cannot unmarshal number/, 'ports are strings in Istio\'s JSON');
+  t.throws(() => normalizeScrapeConfig('{"port":8080}', 15020), /cannot unmarshal number/, "ports are strings in Istio's JSON");
   t.throws(() => normalizeScrapeConfig('', 15020), /failed to unmarshal ISTIO_PROMETHEUS_ANNOTATIONS/, 'set but empty ⇒ JSON error');
   // Deviation from Istio (handleStats): the normalised target is what is scraped.
   t.same(normalizeScrapeConfig('{"targets":[{"port":"9100"}]}', 15020)?.targets, [{ port: '9100', path: '/metrics' }]);
@@ -163,7 +203,11 @@ t.test('TestNegotiateMetricsFormat', async (t) => {
 
 t.test('Accept rewriting per source', async (t) => {
   const prom = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
-  t.equal(rewriteAccept(prom, APP_ACCEPTS), 'application/openmetrics-text;version=1.0.0;q=0.3,application/openmetrics-text;version=0.0.1;q=0.2,text/plain;version=0.0.4;q=0.1', 'wildcard expands to an entry already present');
+  t.equal(
+    rewriteAccept(prom, APP_ACCEPTS),
+    'application/openmetrics-text;version=1.0.0;q=0.3,application/openmetrics-text;version=0.0.1;q=0.2,text/plain;version=0.0.4;q=0.1',
+    'wildcard expands to an entry already present',
+  );
   t.equal(rewriteAccept(prom, ENVOY_ACCEPTS), 'text/plain;version=0.0.4;q=0.1', 'Envoy is only asked for text');
   const proto = 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.8,' + prom;
   t.notMatch(rewriteAccept(proto, APP_ACCEPTS), /protobuf/, 'protobuf is never asked for');

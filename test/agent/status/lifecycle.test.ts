@@ -111,7 +111,11 @@ async function agent(script: StandinScript, proxyConfig: Record<string, unknown>
     env: { GRPC_XDS_BOOTSTRAP: '', ENVOY_PROMETHEUS_PORT: String(adminPort) },
   });
   const controller = new ShutdownController();
-  const subsystems = await buildSubsystems(config, controller, { prepareBootstrap: async () => ({ path: writeTestBootstrap(bootstrap, { adminPort: adminPort! }), generated: false }), sds: false, xds: false });
+  const subsystems = await buildSubsystems(config, controller, {
+    prepareBootstrap: async () => ({ path: writeTestBootstrap(bootstrap, { adminPort: adminPort! }), generated: false }),
+    sds: false,
+    xds: false,
+  });
   const running = new Agent(config, subsystems).run(controller.signal);
   const start = await s.waitFor('start');
   return { s, controller, running, start, statusPort: statusPort!, subsystems };
@@ -137,7 +141,10 @@ t.test('POST /quitquitquit from loopback: Envoy killed without a drain, the agen
   t.equal(r.status, 200);
   await a.running;
   t.ok(Date.now() - t0 < 3000, 'no drain period (terminationDrainDuration is 5s)');
-  t.notOk(a.s.events().some((e) => e.e === 'drain'), 'no drain_listeners');
+  t.notOk(
+    a.s.events().some((e) => e.e === 'drain'),
+    'no drain_listeners',
+  );
   t.notOk(pidAlive(a.start.pid), 'Envoy is gone');
 });
 

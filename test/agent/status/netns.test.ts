@@ -110,7 +110,12 @@ async function stopAgent(a: RunningAgent, net?: PodNetwork): Promise<void> {
     const c = findContainer(p, 'istio-proxy');
     return c && containerEnv(p, c).ISTIO_KUBE_APP_PROBERS;
   });
-  const probeAll = (net: PodNetwork, paths: Iterable<string>) => requests(net, 'peer', [...paths].map((p) => [`http://${POD4}:15020${p}`]));
+  const probeAll = (net: PodNetwork, paths: Iterable<string>) =>
+    requests(
+      net,
+      'peer',
+      [...paths].map((p) => [`http://${POD4}:15020${p}`]),
+    );
 
   t.test('injected ISTIO_KUBE_APP_PROBERS drive real probes from 127.0.0.6', { skip }, async (t) => {
     t.ok(pods.length >= 4, `${pods.length} injected pods rewrite probes`);
@@ -132,7 +137,10 @@ async function stopAgent(a: RunningAgent, net?: PodNetwork): Promise<void> {
       t.same([...new Set(a.seen.map((s) => s.remote))], ['127.0.0.6'], `${pod.file}: probes came from 127.0.0.6`);
       await a.stop();
       // Unhealthy applications: HTTP apps answer 503, which is passed on; TCP ports closed ⇒ 500.
-      a = await apps(net, specs.filter((s) => s.startsWith('http')).map((s) => s.replace(/^https?:/, (m) => (m === 'http:' ? 'sick:' : 'sicks:'))));
+      a = await apps(
+        net,
+        specs.filter((s) => s.startsWith('http')).map((s) => s.replace(/^https?:/, (m) => (m === 'http:' ? 'sick:' : 'sicks:'))),
+      );
       answers = await probeAll(net, paths);
       paths.forEach((path, i) => t.equal(answers[i]?.status, probers.get(path)!.kind === 'tcpSocket' ? 500 : 503, `${pod.file} ${path}: unhealthy app`));
       await a.stop();
@@ -151,19 +159,31 @@ async function stopAgent(a: RunningAgent, net?: PodNetwork): Promise<void> {
     const env = containerEnv(pod, findContainer(pod, 'istio-proxy')!);
     const agent = await agentIn(net, pod, env, { METRICS_LOCALHOST_ACCESS_ONLY: 'true' });
     t.teardown(() => stopAgent(agent));
-    const outside = await requests(net, 'peer', [[`http://${POD4}:15020/quitquitquit`, 'POST'], [`http://${POD4}:15020/drain`, 'POST'], [`http://${POD4}:15020/stats/prometheus`], [`http://${POD4}:15020/healthz/ready`]]);
+    const outside = await requests(net, 'peer', [
+      [`http://${POD4}:15020/quitquitquit`, 'POST'],
+      [`http://${POD4}:15020/drain`, 'POST'],
+      [`http://${POD4}:15020/stats/prometheus`],
+      [`http://${POD4}:15020/healthz/ready`],
+    ]);
     for (const [i, path] of ['/quitquitquit', '/drain'].entries()) {
       t.equal(outside[i]?.status, 403, `${path} from ${PEER4}`);
       t.equal(outside[i]?.body, 'Only requests from localhost are allowed\n');
     }
     t.equal(outside[2]?.status, 403, 'METRICS_LOCALHOST_ACCESS_ONLY: metrics refused from outside');
     t.equal(outside[3]?.status, 200, 'readiness is for anyone');
-    t.notOk(agent.s.events().some((e) => e.e === 'drain'), 'nothing reached Envoy');
+    t.notOk(
+      agent.s.events().some((e) => e.e === 'drain'),
+      'nothing reached Envoy',
+    );
     t.equal(agent.child.exitCode, null, 'the agent runs on');
     t.equal((await request(net, 'pod', 'http://127.0.0.1:15020/stats/prometheus')).status, 200, 'metrics from loopback');
     const drain = await request(net, 'pod', 'http://127.0.0.1:15020/drain', 'POST');
     t.equal(drain.status, 200);
-    t.match(agent.s.events().find((e) => e.e === 'drain'), { inboundOnly: true, graceful: true, skipExit: true }, '/drain from loopback drains Envoy (skip_exit)');
+    t.match(
+      agent.s.events().find((e) => e.e === 'drain'),
+      { inboundOnly: true, graceful: true, skipExit: true },
+      '/drain from loopback drains Envoy (skip_exit)',
+    );
     const quit = await request(net, 'pod', 'http://127.0.0.1:15020/quitquitquit', 'POST');
     t.equal(quit.status, 200);
     t.equal(await agent.exited, 0, '/quitquitquit from loopback: the agent exits 0');
@@ -200,7 +220,11 @@ async function stopAgent(a: RunningAgent, net?: PodNetwork): Promise<void> {
       ['/app-health/web/livez', 200, 'HTTP'],
       ['/app-health/tcp/livez', 200, 'TCP'],
     ];
-    const answers = await requests(net, 'peer', cases.map(([p]) => [`${base}${p}`]));
+    const answers = await requests(
+      net,
+      'peer',
+      cases.map(([p]) => [`${base}${p}`]),
+    );
     cases.forEach(([, status, name], i) => t.equal(answers[i]?.status, status, name));
     await new Promise((r) => setTimeout(r, 100));
     const remotes = [...new Set(a.seen.map((s) => s.remote))];

@@ -56,7 +56,11 @@ t.test('TestEnvoyStats: exact messages', async (t) => {
   const cases: [string, string, string][] = [
     ['only lds', 'listener_manager.lds.update_success: 1', 'config not fully received from XDS server: cds updates: 0 successful, 0 rejected; lds updates: 1 successful, 0 rejected'],
     ['only cds', 'cluster_manager.cds.update_success: 1', 'config not fully received from XDS server: cds updates: 1 successful, 0 rejected; lds updates: 0 successful, 0 rejected'],
-    ['reject CDS', 'cluster_manager.cds.update_rejected: 1\nlistener_manager.lds.update_success: 1', 'config received from XDS server, but was rejected: cds updates: 0 successful, 1 rejected; lds updates: 1 successful, 0 rejected'],
+    [
+      'reject CDS',
+      'cluster_manager.cds.update_rejected: 1\nlistener_manager.lds.update_success: 1',
+      'config received from XDS server, but was rejected: cds updates: 0 successful, 1 rejected; lds updates: 1 successful, 0 rejected',
+    ],
     ['no config', '', 'config not received from XDS server (is Istiod running?): cds updates: 0 successful, 0 rejected; lds updates: 0 successful, 0 rejected'],
     ['workers not started', '\ncluster_manager.cds.update_success: 1\nlistener_manager.lds.update_success: 1\nlistener_manager.workers_started: 0\nserver.state: 0', 'workers have not yet started'],
     ['full', '\ncluster_manager.cds.update_success: 1\nlistener_manager.lds.update_success: 1\nlistener_manager.workers_started: 1\nserver.state: 0', ''],
@@ -114,7 +118,15 @@ t.test('admin errors are reported, not thrown past the probe', async (t) => {
   const bad = await statsServer('cluster_manager.cds.update_success: 1\nlistener_manager.lds.update_success: 1\nserver.state: x\nlistener_manager.workers_started: 1');
   await t.rejects(probeFor(bad.port).check(), { message: /failed to get readiness stats: failed parsing Envoy stat server.state/ });
   await close(bad.srv);
-  t.same([...parseEnvoyStats('a: 1\na: 2\nb:3\n', ['a', 'b', 'c'])], [['a', 1], ['b', 3], ['c', 0]], 'first line per name; absent = 0');
+  t.same(
+    [...parseEnvoyStats('a: 1\na: 2\nb:3\n', ['a', 'b', 'c'])],
+    [
+      ['a', 1],
+      ['b', 3],
+      ['c', 0],
+    ],
+    'first line per name; absent = 0',
+  );
 });
 
 t.test('gRPC bootstrap probe: the file must load (cached), file_watcher certificates must exist (every time)', async (t) => {
@@ -127,7 +139,9 @@ t.test('gRPC bootstrap probe: the file must load (cached), file_watcher certific
   const boot = {
     xds_servers: [{ server_uri: 'unix:///etc/istio/proxy/XDS', channel_creds: [{ type: 'insecure' }], server_features: ['xds_v3'] }],
     node: { id: 'sidecar~10.0.0.1~a.default~default.svc.cluster.local' },
-    certificate_providers: { default: { plugin_name: 'file_watcher', config: { certificate_file: 'out/cert-chain.pem', private_key_file: 'out/key.pem', ca_certificate_file: 'out/root-cert.pem', refresh_interval: '900s' } } },
+    certificate_providers: {
+      default: { plugin_name: 'file_watcher', config: { certificate_file: 'out/cert-chain.pem', private_key_file: 'out/key.pem', ca_certificate_file: 'out/root-cert.pem', refresh_interval: '900s' } },
+    },
   };
   writeFileSync(join(dir, 'etc/istio/proxy/grpc-bootstrap.json'), JSON.stringify(boot));
   await t.rejects(p.check(), { message: 'out/cert-chain.pem does not exist' });
@@ -186,9 +200,23 @@ t.test('/healthz/ready over HTTP against the stand-in Envoy', async (t) => {
   const ok = await fetch(`http://127.0.0.1:${h2.port}/healthz/ready`, { method: 'POST' });
   t.equal(ok.status, 200, 'any method');
   t.equal(await ok.text(), '');
-  t.equal(h2.log().split('\n').filter((l) => l.endsWith('\tinfo\tEnvoy proxy is ready')).length, 1, 'the transition is logged');
+  t.equal(
+    h2
+      .log()
+      .split('\n')
+      .filter((l) => l.endsWith('\tinfo\tEnvoy proxy is ready')).length,
+    1,
+    'the transition is logged',
+  );
   await fetch(`http://127.0.0.1:${h2.port}/healthz/ready`);
-  t.equal(h2.log().split('\n').filter((l) => l.endsWith('\tinfo\tEnvoy proxy is ready')).length, 1, '…once');
+  t.equal(
+    h2
+      .log()
+      .split('\n')
+      .filter((l) => l.endsWith('\tinfo\tEnvoy proxy is ready')).length,
+    1,
+    '…once',
+  );
   const calls = live.s.events().filter((ev) => ev.e === 'admin' && ev.path.startsWith('/stats?')).length;
   await fetch(`http://127.0.0.1:${h2.port}/healthz/ready`);
   t.equal(live.s.events().filter((ev) => ev.e === 'admin' && ev.path.startsWith('/stats?')).length, calls, 'once ready, Envoy is not asked again');

@@ -44,7 +44,11 @@ t.test('Content-Length, chunked and close-delimited bodies arrive whole', async 
   });
   const close = await raw((s) => s.end(`HTTP/1.0 200 OK\r\n\r\n${body}`));
   t.teardown(() => [cl, chunked, close].forEach((x) => x.close()));
-  for (const [name, srv] of [['content-length', cl], ['chunked', chunked], ['close-delimited', close]] as const) {
+  for (const [name, srv] of [
+    ['content-length', cl],
+    ['chunked', chunked],
+    ['close-delimited', close],
+  ] as const) {
     const r = await collect(srv.port);
     t.ok(r.ok, name);
     t.equal(r.body, body, `${name}: the body, byte for byte`);

@@ -34,7 +34,12 @@ t.before(async () => {
 t.teardown(() => envoy.stop());
 
 const setEnvoy = (body: string) => writeFileSync(envoyFile, body);
-const scrapeOf = (...apps: TestServer[]): ScrapeConfig => ({ scrape: 'true', port: String(apps[0]?.port ?? ''), path: '/metrics', targets: apps.map((a) => ({ port: String(a.port), path: '/metrics' })) });
+const scrapeOf = (...apps: TestServer[]): ScrapeConfig => ({
+  scrape: 'true',
+  port: String(apps[0]?.port ?? ''),
+  path: '/metrics',
+  targets: apps.map((a) => ({ port: String(a.port), path: '/metrics' })),
+});
 
 async function harness(t: TestLike, scrape: ScrapeConfig | undefined, extra: Parameters<typeof statusServer>[0] = {}, deps: Parameters<typeof statusServer>[1] = {}): Promise<Harness> {
   const h = await statusServer({ envoyPrometheusPort: envoy.adminPort, noEnvoy: false, adminPort: envoy.adminPort, scrape, ...extra }, deps);
@@ -55,12 +60,39 @@ const scrape = (h: Harness, headers: Record<string, string> = {}, path = '/stats
 
 t.test('TestStats: Envoy then application, verbatim, agent metrics first', async (t) => {
   const cases: { name: string; envoy: string; app: string; output: string; parseError?: boolean }[] = [
-    { name: 'envoy metric only', envoy: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n', app: '', output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n' },
-    { name: 'app metric only', envoy: '', app: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n', output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n' },
-    { name: 'multiple metric', envoy: '# TYPE my_metric counter\nmy_metric{} 0\n', app: '# TYPE my_other_metric counter\nmy_other_metric{} 0\n', output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n' },
+    {
+      name: 'envoy metric only',
+      envoy: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+      app: '',
+      output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+    },
+    {
+      name: 'app metric only',
+      envoy: '',
+      app: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+      output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+    },
+    {
+      name: 'multiple metric',
+      envoy: '# TYPE my_metric counter\nmy_metric{} 0\n',
+      app: '# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+      output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+    },
     { name: 'agent metric', envoy: '', app: '', output: '\n# TYPE istio_agent_scrapes_total counter\nistio_agent_scrapes_total' },
-    { name: 'conflict metric', envoy: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n', app: '# TYPE my_metric counter\nmy_metric{} 0\n', output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n# TYPE my_metric counter\nmy_metric{} 0\n', parseError: true },
-    { name: 'conflict metric labeled', envoy: '# TYPE my_metric counter\nmy_metric{app="foo"} 0\n', app: '# TYPE my_metric counter\nmy_metric{app="bar"} 0\n', output: '# TYPE my_metric counter\nmy_metric{app="foo"} 0\n# TYPE my_metric counter\nmy_metric{app="bar"} 0\n', parseError: true },
+    {
+      name: 'conflict metric',
+      envoy: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n',
+      app: '# TYPE my_metric counter\nmy_metric{} 0\n',
+      output: '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n# TYPE my_metric counter\nmy_metric{} 0\n',
+      parseError: true,
+    },
+    {
+      name: 'conflict metric labeled',
+      envoy: '# TYPE my_metric counter\nmy_metric{app="foo"} 0\n',
+      app: '# TYPE my_metric counter\nmy_metric{app="bar"} 0\n',
+      output: '# TYPE my_metric counter\nmy_metric{app="foo"} 0\n# TYPE my_metric counter\nmy_metric{app="bar"} 0\n',
+      parseError: true,
+    },
   ];
   for (const c of cases) {
     setEnvoy(c.envoy);
@@ -78,8 +110,10 @@ t.test('TestStats: Envoy then application, verbatim, agent metrics first', async
   }
 });
 
-const appOpenMetrics = '# TYPE jmx_config_reload_success counter\n# HELP jmx_config_reload_success Number of times configuration have successfully been reloaded.\njmx_config_reload_success_total 0.0\njmx_config_reload_success_created 1.623984612719E9\n# EOF\n';
-const appText004 = '# HELP jvm_info VM version info\n# TYPE jvm_info gauge\njvm_info{runtime="OpenJDK Runtime Environment",vendor="AdoptOpenJDK",version="16.0.1+9",} 1.0\n# HELP jmx_config_reload_failure_created Number of times configuration have failed to be reloaded.\n# TYPE jmx_config_reload_failure_created gauge\njmx_config_reload_failure_created 1.624025983489E9\n';
+const appOpenMetrics =
+  '# TYPE jmx_config_reload_success counter\n# HELP jmx_config_reload_success Number of times configuration have successfully been reloaded.\njmx_config_reload_success_total 0.0\njmx_config_reload_success_created 1.623984612719E9\n# EOF\n';
+const appText004 =
+  '# HELP jvm_info VM version info\n# TYPE jvm_info gauge\njvm_info{runtime="OpenJDK Runtime Environment",vendor="AdoptOpenJDK",version="16.0.1+9",} 1.0\n# HELP jmx_config_reload_failure_created Number of times configuration have failed to be reloaded.\n# TYPE jmx_config_reload_failure_created gauge\njmx_config_reload_failure_created 1.624025983489E9\n';
 const envoyText = '# TYPE my_metric counter\nmy_metric{} 0\n# TYPE my_other_metric counter\nmy_other_metric{} 0\n';
 
 /** An application that answers in the format a client library would pick for the Accept it got. */
@@ -118,7 +152,11 @@ t.test('TestExcludeProtobufEncoding: the format the merged answer gets for each 
   const cases: [string, string, 'om' | 'text'][] = [
     ['typical accept header without protobuf', 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1', 'om'],
     ['typical accept header without protobuf and wildcard', 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5', 'om'],
-    ['typical accept header with protobuf', 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1', 'om'],
+    [
+      'typical accept header with protobuf',
+      'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
+      'om',
+    ],
     ['protobuf only', 'application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited', 'text'],
     ['openmetrics text only', 'application/openmetrics-text;version=1.0.0', 'om'],
     ['plain text only', 'text/plain;version=0.0.4', 'text'],
@@ -138,7 +176,10 @@ t.test('TestExcludeProtobufEncoding: the format the merged answer gets for each 
     if (want === 'om') t.same(openMetricsProblems(body), [], `${name}: valid OpenMetrics`);
     else t.ok(parsesAsText(body), `${name}: parses as text`);
   }
-  const envoyAccepts = envoy.s.events().filter((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus')).map((e) => (e as { headers: Record<string, string> }).headers.accept);
+  const envoyAccepts = envoy.s
+    .events()
+    .filter((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus'))
+    .map((e) => (e as { headers: Record<string, string> }).headers.accept);
   t.ok(envoyAccepts.length >= cases.length && envoyAccepts.every((x) => x !== undefined && !/openmetrics|protobuf/.test(x)), 'Envoy is only ever asked for text');
 });
 
@@ -146,7 +187,12 @@ t.test('TestStatsError: always 200, failures counted per source', async (t) => {
   setEnvoy(envoyText);
   const pass = await app(t, '# TYPE app_metric gauge\napp_metric 1\n');
   const fail = await app(t, 'no', undefined, 500);
-  for (const [name, envoyOk, appOk] of [['both pass', true, true], ['envoy pass', true, false], ['app pass', false, true], ['both fail', false, false]] as const) {
+  for (const [name, envoyOk, appOk] of [
+    ['both pass', true, true],
+    ['envoy pass', true, false],
+    ['app pass', false, true],
+    ['both fail', false, false],
+  ] as const) {
     const h = await harness(t, scrapeOf(appOk ? pass : fail), envoyOk ? {} : { envoyPrometheusPort: fail.port });
     const r = await scrape(h);
     t.equal(r.status, 200, name);
@@ -165,17 +211,115 @@ t.test('TestStatsError: always 200, failures counted per source', async (t) => {
 
 t.test('TestStatsMultiTarget', async (t) => {
   type Spec = { body?: string; contentType?: string; fail?: boolean };
-  const cases: { name: string; envoy?: string; targets: Spec[]; ordered?: string[]; contains?: string[]; notContains?: string[]; eof: number; om: boolean; parseError?: boolean; appFailures?: number; type: string }[] = [
-    { name: 'two text targets with disjoint metrics merge in target order', targets: [{ body: '# TYPE metric_a counter\nmetric_a{} 1\n' }, { body: '# TYPE metric_b counter\nmetric_b{} 2\n' }], ordered: ['metric_a{} 1', 'metric_b{} 2'], eof: 0, om: false, type: FMT_TEXT },
-    { name: 'three text targets preserve Targets-slice order', targets: [{ body: '# TYPE metric_zero counter\nmetric_zero{} 0\n' }, { body: '# TYPE metric_one counter\nmetric_one{} 1\n' }, { body: '# TYPE metric_two counter\nmetric_two{} 2\n' }], ordered: ['metric_zero', 'metric_one', 'metric_two'], eof: 0, om: false, type: FMT_TEXT },
-    { name: 'two OpenMetrics targets emit exactly one # EOF at the end', targets: [{ body: '# TYPE metric_a counter\n# HELP metric_a desc\nmetric_a_total 1\n# EOF\n', contentType: FMT_OM_1_0_0 }, { body: '# TYPE metric_b counter\n# HELP metric_b desc\nmetric_b_total 2\n# EOF\n', contentType: FMT_OM_1_0_0 }], ordered: ['metric_a', 'metric_b'], eof: 1, om: true, type: FMT_OM_1_0_0 },
-    { name: 'one failing target does not prevent successful targets from appearing', targets: [{ body: '# TYPE metric_ok counter\nmetric_ok{} 7\n' }, { fail: true }], contains: ['metric_ok{} 7'], eof: 0, om: false, appFailures: 1, type: FMT_TEXT },
-    { name: 'all failing targets still return 200 with envoy + agent metrics', envoy: '# TYPE envoy_metric counter\nenvoy_metric{} 9\n', targets: [{ fail: true }, { fail: true }], contains: ['envoy_metric{} 9'], eof: 0, om: false, appFailures: 2, type: FMT_TEXT },
-    { name: "Targets[0] failure falls back to first successful target's format", targets: [{ fail: true }, { body: '# TYPE metric_fallback counter\nmetric_fallback_total 3\n# EOF\n', contentType: FMT_OM_1_0_0 }], contains: ['metric_fallback_total 3', '# EOF'], eof: 1, om: true, appFailures: 1, type: FMT_OM_1_0_0 },
-    { name: "mixed formats — Targets[0] is text so response is text and OM target's EOF is stripped", targets: [{ body: '# TYPE metric_text counter\nmetric_text{} 4\n' }, { body: '# TYPE metric_om counter\n# HELP metric_om desc\nmetric_om_total 5\n# EOF\n', contentType: FMT_OM_1_0_0 }], contains: ['metric_text{} 4', 'metric_om_total 5'], notContains: ['# EOF'], eof: 0, om: false, type: FMT_TEXT },
-    { name: 'mixed formats — Targets[0] is OpenMetrics and Targets[1] is text; downgraded to text', targets: [{ body: '# TYPE metric_om counter\n# HELP metric_om desc\nmetric_om_total 1\n# EOF\n', contentType: FMT_OM_1_0_0 }, { body: '# TYPE metric_text counter\nmetric_text{} 2\n', contentType: FMT_TEXT }], contains: ['metric_om_total 1', 'metric_text{} 2'], notContains: ['# EOF'], eof: 0, om: false, type: FMT_TEXT },
-    { name: 'two targets emit the same metric family name; both blocks present', targets: [{ body: '# TYPE metric_x counter\nmetric_x 1\n' }, { body: '# TYPE metric_x counter\nmetric_x 2\n' }], contains: ['metric_x 1', 'metric_x 2'], eof: 0, om: false, parseError: true, type: FMT_TEXT },
-    { name: 'OpenMetrics targets with CRLF EOF trailers — strip + reappend exactly once', targets: [{ body: '# TYPE metric_crlf_a counter\nmetric_crlf_a_total 1\n# EOF\r\n', contentType: FMT_OM_1_0_0 }, { body: '# TYPE metric_crlf_b counter\nmetric_crlf_b_total 2\n# EOF\r\n', contentType: FMT_OM_1_0_0 }], ordered: ['metric_crlf_a', 'metric_crlf_b'], eof: 1, om: true, type: FMT_OM_1_0_0 },
+  const cases: {
+    name: string;
+    envoy?: string;
+    targets: Spec[];
+    ordered?: string[];
+    contains?: string[];
+    notContains?: string[];
+    eof: number;
+    om: boolean;
+    parseError?: boolean;
+    appFailures?: number;
+    type: string;
+  }[] = [
+    {
+      name: 'two text targets with disjoint metrics merge in target order',
+      targets: [{ body: '# TYPE metric_a counter\nmetric_a{} 1\n' }, { body: '# TYPE metric_b counter\nmetric_b{} 2\n' }],
+      ordered: ['metric_a{} 1', 'metric_b{} 2'],
+      eof: 0,
+      om: false,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'three text targets preserve Targets-slice order',
+      targets: [{ body: '# TYPE metric_zero counter\nmetric_zero{} 0\n' }, { body: '# TYPE metric_one counter\nmetric_one{} 1\n' }, { body: '# TYPE metric_two counter\nmetric_two{} 2\n' }],
+      ordered: ['metric_zero', 'metric_one', 'metric_two'],
+      eof: 0,
+      om: false,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'two OpenMetrics targets emit exactly one # EOF at the end',
+      targets: [
+        { body: '# TYPE metric_a counter\n# HELP metric_a desc\nmetric_a_total 1\n# EOF\n', contentType: FMT_OM_1_0_0 },
+        { body: '# TYPE metric_b counter\n# HELP metric_b desc\nmetric_b_total 2\n# EOF\n', contentType: FMT_OM_1_0_0 },
+      ],
+      ordered: ['metric_a', 'metric_b'],
+      eof: 1,
+      om: true,
+      type: FMT_OM_1_0_0,
+    },
+    {
+      name: 'one failing target does not prevent successful targets from appearing',
+      targets: [{ body: '# TYPE metric_ok counter\nmetric_ok{} 7\n' }, { fail: true }],
+      contains: ['metric_ok{} 7'],
+      eof: 0,
+      om: false,
+      appFailures: 1,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'all failing targets still return 200 with envoy + agent metrics',
+      envoy: '# TYPE envoy_metric counter\nenvoy_metric{} 9\n',
+      targets: [{ fail: true }, { fail: true }],
+      contains: ['envoy_metric{} 9'],
+      eof: 0,
+      om: false,
+      appFailures: 2,
+      type: FMT_TEXT,
+    },
+    {
+      name: "Targets[0] failure falls back to first successful target's format",
+      targets: [{ fail: true }, { body: '# TYPE metric_fallback counter\nmetric_fallback_total 3\n# EOF\n', contentType: FMT_OM_1_0_0 }],
+      contains: ['metric_fallback_total 3', '# EOF'],
+      eof: 1,
+      om: true,
+      appFailures: 1,
+      type: FMT_OM_1_0_0,
+    },
+    {
+      name: "mixed formats — Targets[0] is text so response is text and OM target's EOF is stripped",
+      targets: [{ body: '# TYPE metric_text counter\nmetric_text{} 4\n' }, { body: '# TYPE metric_om counter\n# HELP metric_om desc\nmetric_om_total 5\n# EOF\n', contentType: FMT_OM_1_0_0 }],
+      contains: ['metric_text{} 4', 'metric_om_total 5'],
+      notContains: ['# EOF'],
+      eof: 0,
+      om: false,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'mixed formats — Targets[0] is OpenMetrics and Targets[1] is text; downgraded to text',
+      targets: [
+        { body: '# TYPE metric_om counter\n# HELP metric_om desc\nmetric_om_total 1\n# EOF\n', contentType: FMT_OM_1_0_0 },
+        { body: '# TYPE metric_text counter\nmetric_text{} 2\n', contentType: FMT_TEXT },
+      ],
+      contains: ['metric_om_total 1', 'metric_text{} 2'],
+      notContains: ['# EOF'],
+      eof: 0,
+      om: false,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'two targets emit the same metric family name; both blocks present',
+      targets: [{ body: '# TYPE metric_x counter\nmetric_x 1\n' }, { body: '# TYPE metric_x counter\nmetric_x 2\n' }],
+      contains: ['metric_x 1', 'metric_x 2'],
+      eof: 0,
+      om: false,
+      parseError: true,
+      type: FMT_TEXT,
+    },
+    {
+      name: 'OpenMetrics targets with CRLF EOF trailers — strip + reappend exactly once',
+      targets: [
+        { body: '# TYPE metric_crlf_a counter\nmetric_crlf_a_total 1\n# EOF\r\n', contentType: FMT_OM_1_0_0 },
+        { body: '# TYPE metric_crlf_b counter\nmetric_crlf_b_total 2\n# EOF\r\n', contentType: FMT_OM_1_0_0 },
+      ],
+      ordered: ['metric_crlf_a', 'metric_crlf_b'],
+      eof: 1,
+      om: true,
+      type: FMT_OM_1_0_0,
+    },
   ];
   for (const c of cases) {
     setEnvoy(c.envoy ?? '');
@@ -249,7 +393,10 @@ t.test('request details reach each source: query to Envoy, headers to both, /met
   const before = envoy.s.events().length;
   const r = await scrape(h, { 'User-Agent': 'Prometheus/2.53.0', 'X-Prometheus-Scrape-Timeout-Seconds': '10', Cookie: 'secret' }, '/metrics?usedonly&filter=cluster');
   t.equal(r.status, 200);
-  const call = envoy.s.events().slice(before).find((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus')) as { path: string; headers: Record<string, string> } | undefined;
+  const call = envoy.s
+    .events()
+    .slice(before)
+    .find((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus')) as { path: string; headers: Record<string, string> } | undefined;
   t.equal(call?.path, '/stats/prometheus?usedonly&filter=cluster', 'the raw query goes to Envoy');
   t.equal(call?.headers['user-agent'], 'Prometheus/2.53.0');
   t.equal(call?.headers['x-prometheus-scrape-timeout-seconds'], '10');
@@ -297,7 +444,13 @@ t.test('Envoy left out with DISABLE_ENVOY or PILOT_AGENT_MERGE_ENVOY_STATS=false
     const h = await harness(t, undefined, o);
     const body = (await scrape(h)).body.toString();
     t.notOk(body.includes('my_metric'), JSON.stringify(o));
-    t.notOk(envoy.s.events().slice(before).some((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus')), 'Envoy is not asked');
+    t.notOk(
+      envoy.s
+        .events()
+        .slice(before)
+        .some((e) => e.e === 'admin' && e.path.startsWith('/stats/prometheus')),
+      'Envoy is not asked',
+    );
     t.equal(h.server.metrics.failures.envoy, 0);
   }
 });
@@ -306,7 +459,10 @@ t.test('single OpenMetrics target: verbatim, and an answer always ends in exactl
   setEnvoy(envoyText);
   const good = await app(t, '# TYPE a counter\na_total 1\n# EOF\n', FMT_OM_1_0_0);
   const missing = await app(t, '# TYPE b counter\nb_total 1', FMT_OM_0_0_1);
-  for (const [a, name] of [[good, 'with # EOF'], [missing, 'without # EOF (and without a final newline)']] as const) {
+  for (const [a, name] of [
+    [good, 'with # EOF'],
+    [missing, 'without # EOF (and without a final newline)'],
+  ] as const) {
     const h = await harness(t, scrapeOf(a));
     const body = (await scrape(h)).body.toString();
     t.same(openMetricsProblems(body), [], name);

@@ -51,7 +51,11 @@ for (const delta of [true, false]) {
     });
 
     const cds = await s.waitFor('xds-response', (e) => e.typeUrl === CDS);
-    t.same(cds.resources.map((r) => r.name), ['outbound|9080||reviews.default.svc.cluster.local'], 'Envoy got istiod’s clusters through the proxy');
+    t.same(
+      cds.resources.map((r) => r.name),
+      ['outbound|9080||reviews.default.svc.cluster.local'],
+      'Envoy got istiod’s clusters through the proxy',
+    );
     await s.waitFor('xds-response', (e) => e.typeUrl === LDS);
     t.equal(cp.streams[0]!.delta, delta, `upstream ${flavour} like Envoy’s stream`);
     t.match(cp.requests[0]!.node, { id: 'sidecar~10.1.1.1~app-1.default~default.svc.cluster.local' }, 'the node from the generated bootstrap');
@@ -61,10 +65,16 @@ for (const delta of [true, false]) {
     t.notOk(ndsAck.errorDetail, 'the agent ACKed the name table');
 
     // A later push reaches Envoy.
-    cp.set(LDS, [envoyResource('envoy.config.listener.v3.Listener', 'virtualInbound', { name: 'virtualInbound' }), envoyResource('envoy.config.listener.v3.Listener', 'virtualOutbound', { name: 'virtualOutbound' })]);
+    cp.set(LDS, [
+      envoyResource('envoy.config.listener.v3.Listener', 'virtualInbound', { name: 'virtualInbound' }),
+      envoyResource('envoy.config.listener.v3.Listener', 'virtualOutbound', { name: 'virtualOutbound' }),
+    ]);
     const pushed = await s.waitFor('xds-response', (e) => e.typeUrl === LDS && e.resources.some((r) => r.name === 'virtualOutbound'));
     t.ok(pushed, 'LDS push relayed');
-    t.notOk(s.events().some((e) => e.e === 'xds-response' && e.typeUrl === NDS), 'NDS never reached Envoy');
+    t.notOk(
+      s.events().some((e) => e.e === 'xds-response' && e.typeUrl === NDS),
+      'NDS never reached Envoy',
+    );
 
     // istiod goes away mid-stream: Envoy's stream is closed, and its reconnect gets a new upstream stream.
     const connects = s.events().filter((e) => e.e === 'xds-connect').length;
@@ -106,11 +116,15 @@ t.test('no istiod root: one clear error, exit 255, Envoy never started, no XDS s
   const cwd = xdsPodDir(cp, { root: false });
   const s = standin({}, cwd);
   const [adminPort, statusPort] = await freePorts(2);
-  const r = await spawnCli(['proxy', 'sidecar'], { cwd, env: { ...xdsEnv(cp, { proxyConfig: { binaryPath: standinBin, proxyAdminPort: adminPort, statusPort } }), CA_PROVIDER: 'local', ...s.env } }).exited;
+  const r = await spawnCli(['proxy', 'sidecar'], { cwd, env: { ...xdsEnv(cp, { proxyConfig: { binaryPath: standinBin, proxyAdminPort: adminPort, statusPort } }), CA_PROVIDER: 'local', ...s.env } })
+    .exited;
   t.equal(r.code, 255);
   const errors = r.stdout.split('\n').filter((l) => /\t(error|fatal)\t/.test(l));
   t.equal(errors.length, 1, errors.join('\n'));
   t.match(errors[0], /\terror\tfailed to find root CA cert for XDS: root CA file for XDS does not exist .*\/var\/run\/secrets\/istio\/root-cert\.pem$/);
-  t.notOk(s.events().some((e) => e.e === 'start'), 'Envoy not started');
+  t.notOk(
+    s.events().some((e) => e.e === 'start'),
+    'Envoy not started',
+  );
   t.notOk(existsSync(join(cwd, 'etc/istio/proxy/XDS')), 'no socket left behind');
 });

@@ -139,7 +139,9 @@ t.test("the proxy's socket is the one Envoy's bootstrap dials (xds-grpc) and the
     const config = agentConfig(xdsEnv(undefined, configPath ? { proxyConfig: { configPath } } : {}));
     const socket = xdsSocketPath(config, cwd);
     const envoy = renderBootstrap(bootstrapInputFrom(config));
-    const xdsCluster = envoy.static_resources?.clusters?.find((c) => c.name === 'xds-grpc') as { load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { pipe: { path: string } } } }[] }[] } };
+    const xdsCluster = envoy.static_resources?.clusters?.find((c) => c.name === 'xds-grpc') as {
+      load_assignment: { endpoints: { lb_endpoints: { endpoint: { address: { pipe: { path: string } } } }[] }[] };
+    };
     const pipe = xdsCluster.load_assignment.endpoints[0]!.lb_endpoints[0]!.endpoint.address.pipe.path;
     t.equal(resolve(cwd, pipe), socket, `Envoy dials ${pipe} (configPath ${configPath ?? 'default'}) = ${socket}`);
     const grpc = grpcBootstrap(config, { xdsSocketPath: socket, cwd });

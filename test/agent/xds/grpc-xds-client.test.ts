@@ -49,12 +49,30 @@ t.test('a @grpc/grpc-js-xds client resolves a service through the agent and comp
     http_filters: [{ name: 'envoy.filters.http.router', typed_config: router }],
   });
   cp.set(LDS, [envoyResource('envoy.config.listener.v3.Listener', HOST, { name: HOST, api_listener: { api_listener: hcm } })]);
-  cp.set(RDS, [envoyResource('envoy.config.route.v3.RouteConfiguration', ROUTE, { name: ROUTE, virtual_hosts: [{ name: HOST, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: CLUSTER } }] }] })]);
-  cp.set(CDS, [envoyResource('envoy.config.cluster.v3.Cluster', CLUSTER, { name: CLUSTER, type: 'EDS', eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: CLUSTER }, lb_policy: 'ROUND_ROBIN' })]);
+  cp.set(RDS, [
+    envoyResource('envoy.config.route.v3.RouteConfiguration', ROUTE, {
+      name: ROUTE,
+      virtual_hosts: [{ name: HOST, domains: ['*'], routes: [{ match: { prefix: '' }, route: { cluster: CLUSTER } }] }],
+    }),
+  ]);
+  cp.set(CDS, [
+    envoyResource('envoy.config.cluster.v3.Cluster', CLUSTER, {
+      name: CLUSTER,
+      type: 'EDS',
+      eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3' }, service_name: CLUSTER },
+      lb_policy: 'ROUND_ROBIN',
+    }),
+  ]);
   cp.set(EDS, [
     envoyResource('envoy.config.endpoint.v3.ClusterLoadAssignment', CLUSTER, {
       cluster_name: CLUSTER,
-      endpoints: [{ locality: { region: 'region1', zone: 'zone1' }, load_balancing_weight: { value: 1 }, lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: backend.port } } }, health_status: 'HEALTHY', load_balancing_weight: { value: 1 } }] }],
+      endpoints: [
+        {
+          locality: { region: 'region1', zone: 'zone1' },
+          load_balancing_weight: { value: 1 },
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: backend.port } } }, health_status: 'HEALTHY', load_balancing_weight: { value: 1 } }],
+        },
+      ],
     }),
   ]);
 
@@ -73,14 +91,19 @@ t.test('a @grpc/grpc-js-xds client resolves a service through the agent and comp
   t.teardown(() => client.close());
   const raw = (b: Buffer) => b;
   const reply = await new Promise<string>((resolve, reject) => {
-    client.makeUnaryRequest('/test.Echo/Say', raw, raw, Buffer.from('hello through istio'), new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (err, res) => (err ? reject(err) : resolve(res!.toString())));
+    client.makeUnaryRequest('/test.Echo/Say', raw, raw, Buffer.from('hello through istio'), new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (err, res) =>
+      err ? reject(err) : resolve(res!.toString()),
+    );
   });
   t.equal(reply, 'echo: hello through istio', 'the RPC reached the backend EDS named');
   t.same(backend.calls, ['hello through istio']);
 
   // What istiod saw: the gRPC client's own node (from the agent's bootstrap) on the agent's stream.
   const types = new Set(cp.requests.map((r) => r.typeUrl));
-  t.ok([LDS, RDS, CDS, EDS].every((x) => types.has(x)), 'LDS, RDS, CDS and EDS were requested through the agent');
+  t.ok(
+    [LDS, RDS, CDS, EDS].every((x) => types.has(x)),
+    'LDS, RDS, CDS and EDS were requested through the agent',
+  );
   const first = cp.requests[0]!;
   t.equal(first.node?.id, 'sidecar~10.1.1.1~grpc-client-1.default~default.svc.cluster.local', 'the node id the bootstrap gave the client');
   t.equal(first.node?.metadata?.fields?.GENERATOR?.stringValue, 'grpc', 'GENERATOR grpc');

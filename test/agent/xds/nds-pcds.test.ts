@@ -29,7 +29,12 @@ const encode = (type: string, body: object) => {
   const T = protos.lookupType(type);
   return T.encode(T.fromObject(body)).finish();
 };
-const table = { table: { 'reviews.default.svc.cluster.local': { ips: ['10.96.0.12'], registry: 'Kubernetes', shortname: 'reviews', namespace: 'default' }, 'api.example.com': { ips: ['240.240.0.1', '2001:2::1'], registry: 'External' } } };
+const table = {
+  table: {
+    'reviews.default.svc.cluster.local': { ips: ['10.96.0.12'], registry: 'Kubernetes', shortname: 'reviews', namespace: 'default' },
+    'api.example.com': { ips: ['240.240.0.1', '2001:2::1'], registry: 'External' },
+  },
+};
 
 for (const delta of [false, true]) {
   const flavour = delta ? 'delta' : 'SotW';
@@ -50,13 +55,26 @@ for (const delta of [false, true]) {
     t.teardown(() => conn.close());
     const s = conn.stream(delta);
     await s.requestResponseAck(CDS);
-    t.same(cp.requests.filter((r) => r.typeUrl === NDS), [], 'no NDS subscription before LDS');
+    t.same(
+      cp.requests.filter((r) => r.typeUrl === NDS),
+      [],
+      'no NDS subscription before LDS',
+    );
     await s.requestResponseAck(LDS);
 
     // The agent's own requests follow Envoy's first LDS request, in Istio's order.
     await cp.until(() => cp.requests.some((r) => r.typeUrl === HEALTH), 5000, 'initial agent requests');
     const firstLds = cp.requests.findIndex((r) => r.typeUrl === LDS);
-    t.same(cp.requests.slice(firstLds, firstLds + 4).map((r) => [r.typeUrl, r.nonce]), [[LDS, ''], [NDS, ''], [PCDS, ''], [HEALTH, '']], 'LDS, then NDS, PCDS and the health report');
+    t.same(
+      cp.requests.slice(firstLds, firstLds + 4).map((r) => [r.typeUrl, r.nonce]),
+      [
+        [LDS, ''],
+        [NDS, ''],
+        [PCDS, ''],
+        [HEALTH, ''],
+      ],
+      'LDS, then NDS, PCDS and the health report',
+    );
 
     // NDS: applied and ACKed with the response's version and nonce.
     const ndsAck = await cp.request((r) => r.typeUrl === NDS && r.nonce !== '');
@@ -67,7 +85,11 @@ for (const delta of [false, true]) {
     t.same(tables, [table], 'listeners told');
     // PCDS answered with nothing yet: ignored, no ACK.
     await new Promise((r) => setTimeout(r, 200));
-    t.same(cp.requests.filter((r) => r.typeUrl === PCDS && r.nonce !== ''), [], 'an empty PCDS response is ignored (no ACK)');
+    t.same(
+      cp.requests.filter((r) => r.typeUrl === PCDS && r.nonce !== ''),
+      [],
+      'an empty PCDS response is ignored (no ACK)',
+    );
 
     // PCDS: trust anchors to the secret manager, then ACK.
     const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
@@ -99,7 +121,11 @@ t.test('without the DNS proxy there is no NDS subscription, and an NDS push is d
   await s.requestResponseAck(CDS);
   await s.requestResponseAck(LDS);
   await new Promise((r) => setTimeout(r, 200));
-  t.same(cp.requests.filter((r) => r.typeUrl !== CDS && r.typeUrl !== LDS), [], 'only Envoy’s requests upstream');
+  t.same(
+    cp.requests.filter((r) => r.typeUrl !== CDS && r.typeUrl !== LDS),
+    [],
+    'only Envoy’s requests upstream',
+  );
   cp.pushRaw({ type_url: NDS, version_info: 'v9', nonce: 'x1', resources: [rawResource(NDS, '', encode('istio.networking.nds.v1.NameTable', table)).any] });
   cp.pushRaw({ type_url: 'type.googleapis.com/istio.security.Authorization', version_info: 'v1', nonce: 'x2', resources: [] });
   cp.pushRaw({ type_url: 'type.googleapis.com/istio.workload.Workload', version_info: 'v1', nonce: 'x3', resources: [] });

@@ -64,7 +64,11 @@ for (const delta of [false, true]) {
 
     await cp.until(() => cp.requests.filter((r) => r.stream === 1).length === 4, 5000, 'requests and ACKs upstream');
     const got = cp.requests.filter((r) => r.stream === 1);
-    t.same(got.map((r) => r.raw), s.sent, 'istiod received every request byte for byte as Envoy sent it');
+    t.same(
+      got.map((r) => r.raw),
+      s.sent,
+      'istiod received every request byte for byte as Envoy sent it',
+    );
     t.equal(got[0]!.node?.id, TEST_NODE.id, 'node as Envoy sent it');
     t.equal(cp.streams.length, 1);
     const md = cp.streams[0]!.metadata;

@@ -152,7 +152,11 @@ t.test('token: re-read for every stream; missing or expired → a clear log line
   const missing = await roundTrip(pod.socket);
   t.same(missing, { ok: false, code: 16, details: 'authentication failure: no bearer token' }, 'istiod’s UNAUTHENTICATED reaches Envoy');
   t.match(logText(), new RegExp(`\\twarn\\tsecurity\\tfailed to read token file ${join(pod.cwd, TOKEN_FILE)}: .*ENOENT.*; sending no authorization header`));
-  await until(() => /\twarn\txdsproxy\tupstream \[\d+\] terminated with unexpected error rpc error: code = Unauthenticated desc = authentication failure: no bearer token/.test(logText()), 2000, 'upstream warning');
+  await until(
+    () => /\twarn\txdsproxy\tupstream \[\d+\] terminated with unexpected error rpc error: code = Unauthenticated desc = authentication failure: no bearer token/.test(logText()),
+    2000,
+    'upstream warning',
+  );
   t.pass('the rejection is logged as a warning');
 
   mkdirSync(join(pod.cwd, 'var/run/secrets/tokens'), { recursive: true });
@@ -168,13 +172,19 @@ t.test('token: re-read for every stream; missing or expired → a clear log line
 });
 
 t.test('upstream settings are pure: address, XDS_HEADER_* sorted, token path against the working directory', async (t) => {
-  const env = xdsEnv(undefined, { proxyConfig: { discoveryAddress: 'istiod.istio-system.svc:15012' }, env: { XDS_HEADER_B: '2', XDS_HEADER_A: '=1', XDS_ROOT_CA: 'SYSTEM', GRPC_KEEPALIVE_INTERVAL: '45s' } });
+  const env = xdsEnv(undefined, {
+    proxyConfig: { discoveryAddress: 'istiod.istio-system.svc:15012' },
+    env: { XDS_HEADER_B: '2', XDS_HEADER_A: '=1', XDS_ROOT_CA: 'SYSTEM', GRPC_KEEPALIVE_INTERVAL: '45s' },
+  });
   const u = xdsUpstreamConfig(agentConfig(env), '/pod', () => false);
   t.same(u, {
     address: 'istiod.istio-system.svc:15012',
     tokenPath: '/pod/var/run/secrets/tokens/istio-token',
     clusterId: 'Kubernetes',
-    headers: [['A', '=1'], ['B', '2']],
+    headers: [
+      ['A', '=1'],
+      ['B', '2'],
+    ],
     keepaliveMs: 45_000,
     keepaliveTimeoutMs: 10_000,
     tls: { root: { kind: 'system', via: 'XDS_ROOT_CA' }, serverName: 'istiod.istio-system.svc' },
@@ -182,9 +192,18 @@ t.test('upstream settings are pure: address, XDS_HEADER_* sorted, token path aga
   const plain = xdsUpstreamConfig(agentConfig({ ...env, PROXY_CONFIG: '{"controlPlaneAuthPolicy":"NONE"}' }), '/pod', () => false);
   t.equal(plain.tls, undefined, 'NONE: plaintext');
   const mounted = xdsUpstreamConfig(
-    agentConfig({ ...env, XDS_ROOT_CA: '', FILE_MOUNTED_CERTS: 'true', PROXY_CONFIG: JSON.stringify({ proxyMetadata: { ISTIO_META_TLS_CLIENT_ROOT_CERT: '/m/root.pem', ISTIO_META_TLS_CLIENT_KEY: '/m/key.pem', ISTIO_META_TLS_CLIENT_CERT_CHAIN: '/m/chain.pem' } }) }),
+    agentConfig({
+      ...env,
+      XDS_ROOT_CA: '',
+      FILE_MOUNTED_CERTS: 'true',
+      PROXY_CONFIG: JSON.stringify({ proxyMetadata: { ISTIO_META_TLS_CLIENT_ROOT_CERT: '/m/root.pem', ISTIO_META_TLS_CLIENT_KEY: '/m/key.pem', ISTIO_META_TLS_CLIENT_CERT_CHAIN: '/m/chain.pem' } }),
+    }),
     '/pod',
     () => false,
   );
-  t.same(mounted.tls, { root: { kind: 'file', path: '/m/root.pem', via: 'file-mounted' }, serverName: 'istiod.istio-system.svc', clientCert: { keyPath: '/m/key.pem', certPath: '/m/chain.pem' } }, 'FILE_MOUNTED_CERTS: proxyMetadata root and key pair');
+  t.same(
+    mounted.tls,
+    { root: { kind: 'file', path: '/m/root.pem', via: 'file-mounted' }, serverName: 'istiod.istio-system.svc', clientCert: { keyPath: '/m/key.pem', certPath: '/m/chain.pem' } },
+    'FILE_MOUNTED_CERTS: proxyMetadata root and key pair',
+  );
 });

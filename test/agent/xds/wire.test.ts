@@ -27,7 +27,18 @@ t.test('requestTypeUrl: the type of any DiscoveryRequest / DeltaDiscoveryRequest
   );
   fc.assert(
     fc.property(
-      fc.record({ node, type_url: typeUrl, resource_names_subscribe: fc.array(str, { maxLength: 4 }), resource_names_unsubscribe: fc.array(str, { maxLength: 4 }), initial_resource_versions: fc.dictionary(str, str, { maxKeys: 3 }), response_nonce: str, error_detail: status }, { requiredKeys: [] }),
+      fc.record(
+        {
+          node,
+          type_url: typeUrl,
+          resource_names_subscribe: fc.array(str, { maxLength: 4 }),
+          resource_names_unsubscribe: fc.array(str, { maxLength: 4 }),
+          initial_resource_versions: fc.dictionary(str, str, { maxKeys: 3 }),
+          response_nonce: str,
+          error_detail: status,
+        },
+        { requiredKeys: [] },
+      ),
       (m) => requestTypeUrl(enc('DeltaDiscoveryRequest', m), 'delta') === (m.type_url ?? ''),
     ),
   );
@@ -36,22 +47,37 @@ t.test('requestTypeUrl: the type of any DiscoveryRequest / DeltaDiscoveryRequest
 
 t.test('readResponse: type, version, nonce, count and first resource of any response', async (t) => {
   fc.assert(
-    fc.property(fc.record({ version_info: str, resources: fc.array(any, { maxLength: 5 }), canary: fc.boolean(), type_url: typeUrl, nonce: str, control_plane: fc.record({ identifier: str }) }, { requiredKeys: [] }), (m) => {
-      const r = readResponse(enc('DiscoveryResponse', m), 'sotw', true);
-      const res = m.resources ?? [];
-      const first = res[0];
-      return (
-        r.typeUrl === (m.type_url ?? '') &&
-        r.versionInfo === (m.version_info ?? '') &&
-        r.nonce === (m.nonce ?? '') &&
-        r.resourceCount === res.length &&
-        (first ? r.first?.typeUrl === first.type_url && Buffer.from(r.first.value).equals(Buffer.from(first.value)) : r.first === undefined)
-      );
-    }),
+    fc.property(
+      fc.record(
+        { version_info: str, resources: fc.array(any, { maxLength: 5 }), canary: fc.boolean(), type_url: typeUrl, nonce: str, control_plane: fc.record({ identifier: str }) },
+        { requiredKeys: [] },
+      ),
+      (m) => {
+        const r = readResponse(enc('DiscoveryResponse', m), 'sotw', true);
+        const res = m.resources ?? [];
+        const first = res[0];
+        return (
+          r.typeUrl === (m.type_url ?? '') &&
+          r.versionInfo === (m.version_info ?? '') &&
+          r.nonce === (m.nonce ?? '') &&
+          r.resourceCount === res.length &&
+          (first ? r.first?.typeUrl === first.type_url && Buffer.from(r.first.value).equals(Buffer.from(first.value)) : r.first === undefined)
+        );
+      },
+    ),
   );
   fc.assert(
     fc.property(
-      fc.record({ system_version_info: str, resources: fc.array(fc.record({ name: str, version: str, resource: any, aliases: fc.array(str, { maxLength: 2 }) }, { requiredKeys: ['resource'] }), { maxLength: 5 }), type_url: typeUrl, removed_resources: fc.array(str, { maxLength: 3 }), nonce: str }, { requiredKeys: [] }),
+      fc.record(
+        {
+          system_version_info: str,
+          resources: fc.array(fc.record({ name: str, version: str, resource: any, aliases: fc.array(str, { maxLength: 2 }) }, { requiredKeys: ['resource'] }), { maxLength: 5 }),
+          type_url: typeUrl,
+          removed_resources: fc.array(str, { maxLength: 3 }),
+          nonce: str,
+        },
+        { requiredKeys: [] },
+      ),
       (m) => {
         const r = readResponse(enc('DeltaDiscoveryResponse', m), 'delta', true);
         const res = m.resources ?? [];
@@ -75,7 +101,12 @@ t.test('encodeRequest: what the agent writes decodes to exactly the request mean
     fc.property(fc.record({ typeUrl: str, versionInfo: str, responseNonce: str, errorDetail: status }, { requiredKeys: ['typeUrl'] }), (r) => {
       const sotw = dec('DiscoveryRequest', encodeRequest(r, 'sotw'));
       const delta = dec('DeltaDiscoveryRequest', encodeRequest(r, 'delta'));
-      const err = r.errorDetail && (r.errorDetail.code || r.errorDetail.message) ? { ...(r.errorDetail.code ? { code: r.errorDetail.code } : {}), ...(r.errorDetail.message ? { message: r.errorDetail.message } : {}) } : r.errorDetail ? {} : undefined;
+      const err =
+        r.errorDetail && (r.errorDetail.code || r.errorDetail.message)
+          ? { ...(r.errorDetail.code ? { code: r.errorDetail.code } : {}), ...(r.errorDetail.message ? { message: r.errorDetail.message } : {}) }
+          : r.errorDetail
+            ? {}
+            : undefined;
       const want = (delta: boolean) => ({
         ...(!delta && r.versionInfo ? { version_info: r.versionInfo } : {}),
         ...(r.typeUrl ? { type_url: r.typeUrl } : {}),

@@ -93,11 +93,7 @@ function main(script: StandinScript, flags: EnvoyFlags, bootstrap: Json): void {
 
   function stats(): Map<string, number> {
     const now = Date.now();
-    const out = new Map<string, number>([
-      ['server.state', 0],
-      ['listener_manager.workers_started', 1],
-      ...counters,
-    ]);
+    const out = new Map<string, number>([['server.state', 0], ['listener_manager.workers_started', 1], ...counters]);
     for (const [name, s] of Object.entries(script.stats ?? {})) {
       if (s === null) out.delete(name);
       else out.set(name, statValue(s, now, startedAt, drainedAt));
@@ -196,15 +192,25 @@ function main(script: StandinScript, flags: EnvoyFlags, bootstrap: Json): void {
   const host = String(admin?.address ?? '127.0.0.1');
   const port = script.adminPort ?? Number(admin?.port_value ?? 0);
   const server = createServer(handle);
-  server.on('error', (err) => fail(`cannot bind '${host}:${port}': ${(err).message}`));
+  server.on('error', (err) => fail(`cannot bind '${host}:${port}': ${err.message}`));
   server.listen(port, host, () => {
     const addr = server.address();
     const actual = typeof addr === 'object' && addr ? addr.port : port;
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
     record({
-      e: 'start', t: Date.now(), pid: process.pid, ppid: process.ppid, uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1,
-      cwd: process.cwd(), argv, env, bootstrapPath: flags.get('--config-path') ?? '', adminAddress: host, adminPort: actual,
+      e: 'start',
+      t: Date.now(),
+      pid: process.pid,
+      ppid: process.ppid,
+      uid: process.getuid?.() ?? -1,
+      gid: process.getgid?.() ?? -1,
+      cwd: process.cwd(),
+      argv,
+      env,
+      bootstrapPath: flags.get('--config-path') ?? '',
+      adminAddress: host,
+      adminPort: actual,
     });
     if (script.xds !== false || script.sds !== false) {
       void import('./xds.js').then(({ openStreams }) => openStreams({ bootstrap, cwd: process.cwd(), record, counters, xds: script.xds ?? 'auto', sds: script.sds ?? 'auto' }));

@@ -115,7 +115,7 @@ export async function openStreams(o: StreamsOptions): Promise<Streams | undefine
     planned.push({ stream, path, pipe, reconnectMs: reconnectMs ?? 1000, run });
   };
   const ads = (o.bootstrap.dynamic_resources as Json | undefined)?.ads_config as Json | undefined;
-  const adsCluster = ((((ads?.grpc_services as Json[] | undefined)?.[0])?.envoy_grpc as Json | undefined)?.cluster_name as string | undefined) ?? 'xds-grpc';
+  const adsCluster = (((ads?.grpc_services as Json[] | undefined)?.[0]?.envoy_grpc as Json | undefined)?.cluster_name as string | undefined) ?? 'xds-grpc';
   const xds = typeof o.xds === 'object' ? o.xds : {};
   const delta = xds.delta ?? ads?.api_type === 'DELTA_GRPC';
   plan('ads', adsCluster, o.xds, xds.reconnectMs, (s, c, end) => s.runAds(c, xds, delta, end));
@@ -210,8 +210,14 @@ export class Streams {
     const counters = this.o.counters;
     const send = (call: Grpc.ClientDuplexStream<Json, Json>, m: Json, isNack: boolean) => {
       this.o.record({
-        e: 'xds-request', t: Date.now(), stream: 'ads', typeUrl: String(m.type_url), versionInfo: String(m.version_info ?? ''), nonce: String(m.response_nonce ?? ''),
-        resourceNames: (m.resource_names ?? m.resource_names_subscribe ?? []) as string[], nack: isNack,
+        e: 'xds-request',
+        t: Date.now(),
+        stream: 'ads',
+        typeUrl: String(m.type_url),
+        versionInfo: String(m.version_info ?? ''),
+        nonce: String(m.response_nonce ?? ''),
+        resourceNames: (m.resource_names ?? m.resource_names_subscribe ?? []) as string[],
+        nack: isNack,
       });
       call.write(m);
     };
@@ -220,12 +226,32 @@ export class Streams {
       onEnd();
     };
     if (delta) {
-      const call = this.stream(client, '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', 'envoy.service.discovery.v3.DeltaDiscoveryRequest', 'envoy.service.discovery.v3.DeltaDiscoveryResponse', 'ads', end);
+      const call = this.stream(
+        client,
+        '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources',
+        'envoy.service.discovery.v3.DeltaDiscoveryRequest',
+        'envoy.service.discovery.v3.DeltaDiscoveryResponse',
+        'ads',
+        end,
+      );
       call.on('data', (r: Json) => {
         counters.set('control_plane.connected_state', 1);
         const typeUrl = String(r.type_url ?? '');
-        const resources = ((r.resources ?? []) as Json[]).map((x) => ({ ...this.decodeAny(x.resource as Json | undefined, String(x.name ?? '')), name: String(x.name ?? ''), version: String(x.version ?? '') }));
-        this.o.record({ e: 'xds-response', t: Date.now(), stream: 'ads', typeUrl, versionInfo: String(r.system_version_info ?? ''), nonce: String(r.nonce ?? ''), resources, removed: (r.removed_resources ?? []) as string[] });
+        const resources = ((r.resources ?? []) as Json[]).map((x) => ({
+          ...this.decodeAny(x.resource as Json | undefined, String(x.name ?? '')),
+          name: String(x.name ?? ''),
+          version: String(x.version ?? ''),
+        }));
+        this.o.record({
+          e: 'xds-response',
+          t: Date.now(),
+          stream: 'ads',
+          typeUrl,
+          versionInfo: String(r.system_version_info ?? ''),
+          nonce: String(r.nonce ?? ''),
+          resources,
+          removed: (r.removed_resources ?? []) as string[],
+        });
         const rejected = nack.has(typeUrl);
         const prefix = statPrefix(typeUrl);
         if (prefix) bump(counters, `${prefix}.${rejected ? 'update_rejected' : 'update_success'}`);
@@ -234,7 +260,14 @@ export class Streams {
       types.forEach((typeUrl, i) => send(call, { type_url: typeUrl, ...(i === 0 && node ? { node } : {}) }, false));
       return;
     }
-    const call = this.stream(client, '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse', 'ads', end);
+    const call = this.stream(
+      client,
+      '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+      'envoy.service.discovery.v3.DiscoveryRequest',
+      'envoy.service.discovery.v3.DiscoveryResponse',
+      'ads',
+      end,
+    );
     call.on('data', (r: Json) => {
       counters.set('control_plane.connected_state', 1);
       const typeUrl = String(r.type_url ?? '');
@@ -244,19 +277,41 @@ export class Streams {
       const prefix = statPrefix(typeUrl);
       if (prefix) bump(counters, `${prefix}.${rejected ? 'update_rejected' : 'update_success'}`);
       if (!rejected) accepted.set(typeUrl, String(r.version_info ?? ''));
-      send(call, {
-        type_url: typeUrl, version_info: accepted.get(typeUrl) ?? '', response_nonce: r.nonce,
-        ...(rejected ? { error_detail: { code: 3, message: 'rejected by the stand-in Envoy' } } : {}),
-      }, rejected);
+      send(
+        call,
+        {
+          type_url: typeUrl,
+          version_info: accepted.get(typeUrl) ?? '',
+          response_nonce: r.nonce,
+          ...(rejected ? { error_detail: { code: 3, message: 'rejected by the stand-in Envoy' } } : {}),
+        },
+        rejected,
+      );
     });
     types.forEach((typeUrl, i) => send(call, { type_url: typeUrl, ...(i === 0 && node ? { node } : {}) }, false));
   }
 
   runSds(client: Grpc.Client, name: string, onEnd: () => void): void {
     const stream = `sds:${name}`;
-    const call = this.stream(client, '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets', 'envoy.service.discovery.v3.DiscoveryRequest', 'envoy.service.discovery.v3.DiscoveryResponse', stream, onEnd);
+    const call = this.stream(
+      client,
+      '/envoy.service.secret.v3.SecretDiscoveryService/StreamSecrets',
+      'envoy.service.discovery.v3.DiscoveryRequest',
+      'envoy.service.discovery.v3.DiscoveryResponse',
+      stream,
+      onEnd,
+    );
     const send = (m: Json) => {
-      this.o.record({ e: 'xds-request', t: Date.now(), stream, typeUrl: SECRET_TYPE, versionInfo: String(m.version_info ?? ''), nonce: String(m.response_nonce ?? ''), resourceNames: [name], nack: false });
+      this.o.record({
+        e: 'xds-request',
+        t: Date.now(),
+        stream,
+        typeUrl: SECRET_TYPE,
+        versionInfo: String(m.version_info ?? ''),
+        nonce: String(m.response_nonce ?? ''),
+        resourceNames: [name],
+        nack: false,
+      });
       call.write(m);
     };
     call.on('data', (r: Json) => {
