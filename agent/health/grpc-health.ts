@@ -7,27 +7,9 @@ import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import pb from 'protobufjs/minimal.js';
 import { ProbeError, raceAbort } from './probe-error.js';
+import { rpcErrorText } from '../../lib/grpc-status.js';
 
 const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'];
-const GRPC_CODES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
 
 /** HealthCheckRequest { string service = 1; } as a length-prefixed gRPC message. */
 export function encodeHealthCheckRequest(service: string): Buffer {
@@ -90,7 +72,7 @@ export function checkHealth(sock: Socket, authority: string, o: CheckOptions): P
       const code = Number(trailers['grpc-status'] ?? headers['grpc-status'] ?? (httpStatus === 200 ? NaN : 14));
       const message = decodeURIComponent(String(trailers['grpc-message'] ?? headers['grpc-message'] ?? ''));
       if (Number.isNaN(code)) return reject(new ProbeError('rpc error: code = Internal desc = server closed the stream without sending trailers'));
-      if (code !== 0) return reject(new ProbeError(`rpc error: code = ${GRPC_CODES[code] ?? code} desc = ${message || `HTTP status ${httpStatus}`}`));
+      if (code !== 0) return reject(new ProbeError(rpcErrorText(code, message || `HTTP status ${httpStatus}`)));
       try {
         resolve(decodeHealthCheckResponse(Buffer.concat(chunks)));
       } catch (err) {

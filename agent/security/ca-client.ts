@@ -11,6 +11,7 @@ import { loadClientCertificate, loadRootCert, readBearerToken, type ClientCertPa
 import { loadCaProtos, type IstioCertificateRequest, type IstioCertificateResponse } from './protos.js';
 import type { CaClient } from './types.js';
 import { AgentError } from '../../lib/errors.js';
+import { rpcErrorText } from '../../lib/grpc-status.js';
 
 const log = scope('citadelclient');
 
@@ -39,30 +40,10 @@ export interface CitadelClientOptions {
 const RETRIED = new Set([8 /* RESOURCE_EXHAUSTED */, 10 /* ABORTED */, 13 /* INTERNAL */, 14 /* UNAVAILABLE */]);
 const MAX_ATTEMPTS = 5;
 
-const CODE_NAMES = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
-
 /** A failed RPC as Go prints it: `rpc error: code = Unavailable desc = …`. */
 export function goStatusText(err: { code?: number; details?: string; message?: string }): string {
   const code = err.code ?? 2;
-  return `rpc error: code = ${CODE_NAMES[code] ?? `Code(${code})`} desc = ${err.details ?? err.message ?? ''}`;
+  return rpcErrorText(code, err.details ?? err.message ?? '');
 }
 
 export class CaCallError extends AgentError {
